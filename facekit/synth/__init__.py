@@ -1,0 +1,1 @@
+"""The synthetic face world: parameters, renderers, datasets and data cards."""

@@ -1,0 +1,439 @@
+"""The embedded procedural face renderer: no assets, batched torch, same code on CPU and GPU.
+
+How it works (a "2.5D" renderer):
+1. The head is an ellipsoid posed by yaw, pitch and roll. For every pixel an orthographic
+   ray is intersected with it, giving a surface point in *head coordinates* (U right,
+   V down, W towards the viewer when frontal) and the surface normal.
+2. Every facial feature (eyes, brows, nose, mouth, wrinkles, hair line, glasses) is a
+   closed-form shape in head coordinates, so pose foreshortens all of them consistently.
+3. A height field of bumps and grooves (nose, cheeks, eye sockets, wrinkles, folds)
+   perturbs the normal with analytic gradients; Lambert + Blinn-Phong shading follows.
+4. Ears, neck, shoulders and long hair are drawn in image space behind the head.
+
+Each step is a per-pixel formula over per-face scalars (``_Layout``), which is what lets a
+fused GPU kernel compute the same image (``facekit.kernels``).
+Action Units move what FACS says they move; see ``_Layout.__init__`` for each one.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from facekit.synth.params import ID_DIM, IDENTITY_TRAITS, FaceParams, au_index
+from facekit.synth.style import hash_uniform
+
+_TRAIT = {name: k for k, (name, _) in enumerate(IDENTITY_TRAITS)}
+assert len(_TRAIT) == ID_DIM
+
+MIN_SIZE, MAX_SIZE = 32, 256
+ZOOM = 1.3
+FEAT = 1.2
+
+Tensor = torch.Tensor
+
+
+def _smooth(d: Tensor, pw: float) -> Tensor:
+    """Anti-aliased coverage of a signed distance ``d`` (negative inside), ~1 pixel wide."""
+    return (0.5 - d / pw).clamp(0.0, 1.0)
+
+
+def _mix(a: Tensor, b: Tensor, t: Tensor) -> Tensor:
+    return a + (b - a) * t
+
+
+def _band(x: Tensor, lo: float | Tensor, hi: float | Tensor, soft: float) -> Tensor:
+    """1 inside [lo, hi], fading linearly over ``soft`` outside."""
+    return ((x - lo) / soft + 1).clamp(0, 1) * ((hi - x) / soft + 1).clamp(0, 1)
+
+
+class _Layout:
+    """Per-face scalars, shaped (N, 1, 1) so they broadcast over the pixel grid."""
+
+    def __init__(self, p: FaceParams) -> None:
+        def col(x: Tensor) -> Tensor:
+            return x.float().view(-1, 1, 1)
+
+        def trait(name: str) -> Tensor:
+            return col(torch.tanh(0.6 * p.identity[:, _TRAIT[name]]))
+
+        def au(name: str) -> Tensor:
+            return col(p.au[:, au_index(name)])
+
+        self.n = len(p)
+        a = {k: au(k) for k in ("AU1", "AU2", "AU4", "AU5", "AU6", "AU7", "AU9", "AU10", "AU12",
+                                 "AU14", "AU15", "AU17", "AU20", "AU23", "AU25", "AU26", "AU43")}
+        self.au = a
+        age = col(p.age)
+        self.wrinkle = ((age - 28) / 45).clamp(0, 1)  # wrinkles and skin ageing
+        self.sag = ((age - 40) / 40).clamp(0, 1)  # gravity: jowls, drooping corners
+        self.grey = ((age - 38) / 32 + 0.25 * trait("hair_red")).clamp(0, 1)
+        wn = ((col(p.weight) - 22) / 10).clamp(-0.6, 1.8)  # 0 at BMI 22
+        self.wn = wn
+
+        # Pose: rotation head -> view; R = Rz(roll) Ry(yaw) Rx(pitch).
+        yaw, pitch, roll = (torch.deg2rad(col(x)) for x in (p.yaw, p.pitch, p.roll))
+        cy, sy, cp, sp, cr, sr = yaw.cos(), yaw.sin(), pitch.cos(), pitch.sin(), roll.cos(), roll.sin()
+        # Ry(yaw) with + turning the face to the viewer's right; Rx(pitch) with + looking down.
+        ry = [[cy, 0 * cy, sy], [0 * cy, 1 + 0 * cy, 0 * cy], [-sy, 0 * cy, cy]]
+        rx = [[1 + 0 * cp, 0 * cp, 0 * cp], [0 * cp, cp, sp], [0 * cp, -sp, cp]]
+        rz = [[cr, -sr, 0 * cr], [sr, cr, 0 * cr], [0 * cr, 0 * cr, 1 + 0 * cr]]
+        self.R = _matmul3(rz, _matmul3(ry, rx))
+
+        # Head ellipsoid (image units; the image spans [-1, 1]).
+        self.cx = 0 * wn
+        self.cy = -0.04 + 0 * wn
+        self.ea = 0.47 * (1 + 0.06 * trait("face_width") + 0.10 * wn)
+        self.eb = 0.66 * (1 + 0.05 * trait("face_length"))
+        self.ec = 0.50 + 0 * wn
+        # Face outline in normalised head coordinates: chin and jaw.
+        self.chin = 0.80 + 0.05 * trait("chin_length") + 0.10 * a["AU26"] + 0.03 * self.sag - 0.02 * a["AU17"]
+        self.jaw = (0.66 + 0.08 * trait("jaw_width") + 0.12 * wn + 0.06 * self.sag).clamp(0.45, 0.95)
+
+        # Eyes (head units; side-relative quantities use s = +1 outer, -1 inner).
+        self.ex = 0.175 * (1 + 0.08 * trait("eye_spacing"))
+        self.ey = -0.06 + 0.025 * trait("eye_height") + 0.01 * self.sag
+        self.ew = 0.075 * (1 + 0.10 * trait("eye_size"))
+        eh = 0.032 * (1 + 0.15 * trait("eye_size"))
+        closed = 1 - a["AU43"]
+        # AU5 raises the upper lid, AU7 tightens (lowers upper, raises lower lid), AU6 pushes
+        # the lower lid up from below, AU43 closes the eye; age makes the upper lid droop.
+        self.eh_up = (eh * (1 + 0.75 * a["AU5"] - 0.35 * a["AU7"] - 0.2 * a["AU6"] - 0.15 * self.sag)).clamp_min(0) * closed
+        self.eh_lo = (0.75 * eh * (1 - 0.45 * a["AU7"] - 0.45 * a["AU6"] + 0.2 * a["AU5"])).clamp_min(0) * (1 - 0.85 * a["AU43"])
+        self.tilt = 0.012 * trait("eye_tilt") - 0.008 * self.sag
+        self.iris_r = 0.022 + 0 * wn
+        ec = trait("eye_colour")
+        brown = torch.tensor([0.30, 0.17, 0.08], device=wn.device).view(1, 3, 1, 1)
+        blue = torch.tensor([0.30, 0.48, 0.62], device=wn.device).view(1, 3, 1, 1)
+        self.iris_col = _mix(brown, blue, ((ec.unsqueeze(1) + 0.3) / 1.3).clamp(0, 1))
+
+        # Brows: AU1 lifts the inner end, AU2 the outer end, AU4 lowers and draws them together.
+        self.bx = self.ex - 0.014 * a["AU4"]
+        self.by = self.ey - 0.075 * (1 + 0.12 * trait("brow_height"))
+        self.bw = 0.085 + 0 * wn
+        self.b_in = -0.032 * a["AU1"] + 0.024 * a["AU4"]  # displacement of the inner end (+ down)
+        self.b_out = -0.030 * a["AU2"] + 0.012 * a["AU4"] + 0.012 * self.sag  # of the outer end
+        self.b_arch = 0.014 * (1 + 0.6 * trait("brow_arch"))
+        self.b_thick = 0.013 * (1 + 0.35 * trait("brow_thickness"))
+
+        # Nose: AU9 wrinkles and lifts the nose, AU10 lifts the nostril wings a little.
+        self.ny = 0.10 * (1 + 0.12 * trait("nose_length")) - 0.012 * a["AU9"] - 0.004 * a["AU10"]
+        self.nw = 0.034 * (1 + 0.2 * trait("nose_width") + 0.15 * wn) + 0.008 * a["AU9"]
+
+        # Mouth. AU12 pulls the corners up and out, AU15 down, AU20 stretches sideways,
+        # AU23 tightens and thins the lips, AU14 tucks the corners in with dimples, AU10
+        # raises the upper lip, AU17 pushes the lower lip up, AU25 parts the lips and AU26
+        # drops the jaw.
+        self.my = self.ny + 0.095 * (1 + 0.1 * trait("mouth_height")) + 0.012 * self.sag + 0.045 * a["AU26"] * 0.5
+        self.mw = (0.095 * (1 + 0.12 * trait("mouth_width") + 0.05 * wn) + 0.03 * a["AU12"] + 0.035 * a["AU20"]
+                   - 0.012 * a["AU23"] - 0.01 * a["AU14"])
+        self.m_corner = -0.040 * a["AU12"] + 0.032 * a["AU15"] + 0.008 * self.sag - 0.004 * a["AU14"]
+        lip = 1 + 0.3 * trait("lip_fullness") - 0.1 * self.wrinkle
+        self.lip_up = 0.016 * lip * (1 - 0.55 * a["AU23"]) * (1 - 0.3 * a["AU20"]) * (1 - 0.2 * a["AU12"])
+        self.lip_lo = 0.020 * lip * (1 - 0.5 * a["AU23"]) * (1 - 0.3 * a["AU20"]) * (1 + 0.25 * a["AU17"])
+        self.gap = ((0.018 * a["AU25"] + 0.07 * a["AU26"] + 0.01 * a["AU10"]) * (1 - 0.6 * a["AU23"])
+                    * (1 - 0.5 * a["AU17"]))
+        self.lip_raise = 0.012 * a["AU10"]
+
+        # Skin and hair colour.
+        tone, warm = trait("skin_tone"), trait("skin_warmth")
+        light = ((tone + 1) / 2).clamp(0, 1)
+        base = _mix(torch.tensor([0.36, 0.24, 0.17], device=wn.device).view(1, 3, 1, 1),
+                    torch.tensor([0.93, 0.76, 0.64], device=wn.device).view(1, 3, 1, 1), light.unsqueeze(1))
+        shift = torch.tensor([0.04, -0.01, -0.03], device=wn.device).view(1, 3, 1, 1) * warm.unsqueeze(1)
+        sallow = torch.tensor([0.01, 0.0, -0.035], device=wn.device).view(1, 3, 1, 1) * self.wrinkle.unsqueeze(1)
+        self.skin = (base + shift + sallow).clamp(0, 1)
+        self.lip_col = (self.skin * torch.tensor([0.70, 0.40, 0.42], device=wn.device).view(1, 3, 1, 1)
+                        + torch.tensor([0.10, 0.0, 0.01], device=wn.device).view(1, 3, 1, 1))
+        hc = ((trait("hair_colour") + 1) / 2).clamp(0, 1).unsqueeze(1) ** 1.5
+        dark = torch.tensor([0.07, 0.05, 0.04], device=wn.device).view(1, 3, 1, 1)
+        blond = torch.tensor([0.80, 0.66, 0.42], device=wn.device).view(1, 3, 1, 1)
+        red = torch.tensor([0.20, -0.03, -0.08], device=wn.device).view(1, 3, 1, 1)
+        hair = _mix(dark, blond, hc) + red * trait("hair_red").clamp_min(0).unsqueeze(1)
+        self.hair_col = _mix(hair, torch.full_like(hair, 0.78), self.grey.unsqueeze(1)).clamp(0, 1)
+        self.brow_col = _mix(hair * 0.8, torch.full_like(hair, 0.70), (self.grey.unsqueeze(1) - 0.3).clamp(0, 1)).clamp(0, 1)
+        self.hair_len = (trait("hair_length") + 0.1).clamp(0, 1)
+        recede = self.wrinkle * (trait("hairline") < -0.2).float() * 0.25
+        self.hairline = -0.56 - 0.08 * trait("hairline") - recede
+        self.fringe = (trait("fringe") - 0.2).clamp(0, 1) * (1 - recede * 4).clamp(0, 1)
+        self.ear = 1 + 0.2 * trait("ear_size")
+        self.glasses = col(p.glasses)
+
+        # Light (view space: x right, y down, z towards the viewer).
+        az, el = torch.deg2rad(col(p.light_azimuth)), torch.deg2rad(col(p.light_elevation))
+        self.light = (az.sin() * el.cos(), -el.sin(), az.cos() * el.cos())
+        self.light_strength = col(p.light_strength)
+        hx, hy, hz = self.light[0], self.light[1], self.light[2] + 1
+        hn = torch.sqrt(hx * hx + hy * hy + hz * hz)
+        self.half = (hx / hn, hy / hn, hz / hn)
+        self.background = p.background.float().view(-1, 3, 1, 1)
+        sd = p.seed.view(-1, 1, 1, 1)
+        idx = torch.arange(3, device=sd.device).view(1, 3, 1, 1)
+        self.cloth = 0.15 + 0.6 * hash_uniform(sd, idx, 11)
+
+
+def _matmul3(a: list[list[Tensor]], b: list[list[Tensor]]) -> list[list[Tensor]]:
+    return [[a[i][0] * b[0][j] + a[i][1] * b[1][j] + a[i][2] * b[2][j] for j in range(3)] for i in range(3)]
+
+
+def _gauss_bump(u: Tensor, v: Tensor, cu: Tensor | float, cv: Tensor | float, su: Tensor | float,
+                sv: Tensor | float, amp: Tensor | float) -> tuple[Tensor, Tensor]:
+    """Gradient (dh/du, dh/dv) of ``amp * exp(-((u-cu)/su)^2 - ((v-cv)/sv)^2)``."""
+    du, dv = (u - cu) / su, (v - cv) / sv
+    g = amp * torch.exp(-(du * du + dv * dv))
+    return -2 * g * du / su, -2 * g * dv / sv
+
+
+def render_procedural(params: FaceParams, size: int = 64) -> Tensor:
+    """Render ``params`` to an ``N x 3 x size x size`` float image in [0, 1] (clean style)."""
+    if not isinstance(params, FaceParams):
+        raise TypeError(f"params must be a FaceParams, got {type(params).__name__}")
+    if not isinstance(size, int) or not MIN_SIZE <= size <= MAX_SIZE:
+        raise ValueError(f"size={size!r} is not valid; pass an int from {MIN_SIZE} to {MAX_SIZE}")
+    dev = params.device
+    n = len(params)
+    if n == 0:
+        return torch.zeros(0, 3, size, size, device=dev)
+    L = _Layout(params)
+    a = L.au
+    # ZOOM frames the head and shoulders; coordinates below are in the zoomed frame.
+    pw = 2.0 / size / ZOOM
+    t = ((torch.arange(size, device=dev, dtype=torch.float32) + 0.5) * (2.0 / size) - 1) / ZOOM
+    x = t.view(1, 1, size)
+    y = t.view(1, size, 1)
+
+    # ---- image-space layers behind the head --------------------------------------------
+    shade_bg = 1.05 - 0.12 * (y + 1)
+    img = L.background * shade_bg.unsqueeze(1)
+    px, py = x - L.cx, y - L.cy
+    # long hair behind the head
+    hl = L.hair_len
+    hair_back = _smooth((torch.sqrt((px / (L.ea * (1.16 + 0.12 * hl))) ** 2
+                                    + ((py - 0.25 * hl) / (L.eb * (0.98 + 0.45 * hl))) ** 2) - 1) * L.ea, pw)
+    hair_back = hair_back * (hl > 0.05).float() * ((py + 0.2) / 0.1).clamp(0, 1)
+    img = _mix(img, L.hair_col * 0.75, hair_back.unsqueeze(1))
+    # shoulders and neck
+    sh = _smooth((torch.sqrt((px / 0.95) ** 2 + ((y - 1.22) / 0.42) ** 2) - 1) * 0.42, pw)
+    img = _mix(img, L.cloth * (1.0 - 0.25 * (y - 0.6)).unsqueeze(1), sh.unsqueeze(1))
+    neck_w = 0.17 * (1 + 0.35 * L.wn)
+    neck = _smooth(px.abs() - neck_w, pw) * ((y - 0.15) / pw).clamp(0, 1) * (1 - sh)
+    neck_shade = 0.55 + 0.25 * ((y - L.cy - L.eb * 0.7) / 0.4).clamp(0, 1)
+    img = _mix(img, L.skin * neck_shade.unsqueeze(1), neck.unsqueeze(1))
+
+    # ---- ray / ellipsoid intersection ------------------------------------------------------
+    R = L.R
+    ia, ib, ic = 1 / L.ea ** 2, 1 / L.eb ** 2, 1 / L.ec ** 2
+    # M = R diag(ia, ib, ic) R^T
+    M = [[R[i][0] * R[j][0] * ia + R[i][1] * R[j][1] * ib + R[i][2] * R[j][2] * ic for j in range(3)] for i in range(3)]
+    qa = M[2][2]
+    qb = M[0][2] * px + M[1][2] * py
+    qc = M[0][0] * px * px + 2 * M[0][1] * px * py + M[1][1] * py * py - 1
+    disc = qb * qb - qa * qc
+    pz = (-qb + torch.sqrt(disc.clamp_min(0))) / qa
+    # head coordinates q = R^T p
+    U = R[0][0] * px + R[1][0] * py + R[2][0] * pz
+    V = R[0][1] * px + R[1][1] * py + R[2][1] * pz
+    W = R[0][2] * px + R[1][2] * py + R[2][2] * pz
+    un, vn = U / L.ea, V / L.eb
+    # silhouette coverage: near the rim, disc ~ 2 * distance / a^3 (exact for a sphere)
+    head_cov = _smooth(-disc * L.ea ** 3 * 0.5, pw)
+
+    # ears (image space, attached to the projected side of the head, behind it)
+    for side in (-1.0, 1.0):
+        ex_ = side * L.ea * 0.97
+        ey_ = 0.05 * L.eb
+        epx = R[0][0] * ex_ + R[0][1] * ey_
+        epy = R[1][0] * ex_ + R[1][1] * ey_
+        epz = R[2][0] * ex_ + R[2][1] * ey_
+        vis = (epz / L.ea + 0.45).clamp(0, 1)
+        d = torch.sqrt(((px - epx) / (0.05 * L.ear)) ** 2 + ((py - epy) / (0.10 * L.ear)) ** 2) - 1
+        ear = _smooth(d * 0.05, pw) * vis
+        img = _mix(img, L.skin * (0.72 + 0.1 * side * L.light[0]).unsqueeze(1), ear.unsqueeze(1))
+
+    # short-hair volume around the top of the skull
+    cap_d = torch.sqrt((px / (L.ea * 1.07)) ** 2 + ((py + 0.02) / (L.eb * 1.05)) ** 2) - 1
+    cap = _smooth(cap_d * L.ea, pw) * ((-(py - L.eb * (L.hairline + 0.25) * 0.9)) / 0.05).clamp(0, 1)
+    cap = cap * (1 - head_cov)
+
+    # ---- face region and hair region on the ellipsoid ------------------------------------
+    lower = (vn > 0).float()
+    wx = 1 - (1 - L.jaw) * (vn.clamp(0, 1) / L.chin).clamp(0, 1) ** 1.6 * lower
+    vy = L.chin * lower + 1.2 * (1 - lower)
+    face_d = torch.sqrt((un / wx) ** 2 + (vn / vy) ** 2) - 1
+    face = _smooth(face_d * L.ea, pw) * (W > -0.2 * L.ec).float()
+    hairline = L.hairline + 0.22 * un * un + L.fringe * 0.3 * (1 - un.abs() * 1.6).clamp(0, 1) + 0.015 * torch.sin(un * 25) * L.fringe
+    hair_side = ((un.abs() - 0.90) / 0.04).clamp(0, 1) * ((0.1 + 0.3 * hl - vn) / 0.05).clamp(0, 1)
+    hair = torch.maximum(_smooth((vn - hairline) * L.eb, pw), hair_side)
+
+    # Facial features are laid out in head units divided by FEAT, which sets their size
+    # relative to the skull; the ellipsoid normal is kept from the unscaled coordinates.
+    base_u, base_v, base_w = U * ia, V * ib, W * ic
+    U, V = U / FEAT, V / FEAT
+    pw = pw / FEAT
+
+    # ---- height field: bumps and grooves, as analytic gradients -------------------------
+    gu = torch.zeros_like(U)
+    gv = torch.zeros_like(U)
+
+    def add(g: tuple[Tensor, Tensor]) -> None:
+        nonlocal gu, gv
+        gu = gu + g[0]
+        gv = gv + g[1]
+
+    # nose bridge and tip
+    add(_gauss_bump(U, V, 0.0, L.ny - 0.005, 0.030, 0.030, 0.028))
+    add(_gauss_bump(U, V, 0.0, (L.ey + L.ny) * 0.5, 0.018, 0.07, 0.012))
+    # nostril wings
+    for s in (-1.0, 1.0):
+        add(_gauss_bump(U, V, s * L.nw, L.ny + 0.008, 0.014, 0.012, 0.008))
+    # eye sockets (hollows), cheeks (raised by AU6 and weight), brow ridge
+    for s in (-1.0, 1.0):
+        add(_gauss_bump(U, V, s * L.ex, L.ey, 0.06, 0.045, -0.012))
+        add(_gauss_bump(U, V, s * 0.19, 0.07 - 0.03 * a["AU6"] + 0.02 * L.sag, 0.08, 0.06,
+                        0.010 + 0.012 * a["AU6"] + 0.01 * L.wn.clamp_min(0)))
+        add(_gauss_bump(U, V, s * L.ex, L.ey - 0.07, 0.07, 0.02, 0.006))
+        # under-eye bags with age
+        add(_gauss_bump(U, V, s * L.ex, L.ey + 0.045, 0.04, 0.012, 0.004 * L.wrinkle))
+        # dimples (AU14)
+        add(_gauss_bump(U, V, s * (L.mw + 0.02), L.my + L.m_corner, 0.012, 0.012, -0.006 * a["AU14"]))
+        # nasolabial fold: a groove from the nose wing to past the mouth corner
+        fu0, fv0 = s * (L.nw + 0.02), L.ny
+        fu1, fv1 = s * (L.mw + 0.025), L.my + L.m_corner + 0.03
+        du_, dv_ = fu1 - fu0, fv1 - fv0
+        seg = (((U - fu0) * du_ + (V - fv0) * dv_) / (du_ * du_ + dv_ * dv_)).clamp(0, 1)
+        cu, cv = fu0 + seg * du_, fv0 + seg * dv_
+        depth = 0.004 + 0.010 * L.wrinkle + 0.008 * a["AU12"] + 0.006 * a["AU10"] + 0.004 * L.wn.clamp_min(0)
+        add(_gauss_bump(U, V, cu, cv, 0.010, 0.010, -depth))
+    # chin, and the chin-raiser bulge (AU17)
+    chin_v = L.chin * L.eb * 0.86
+    add(_gauss_bump(U, V, 0.0, chin_v, 0.07, 0.04, 0.010 + 0.008 * a["AU17"]))
+    # jowls with age and weight
+    for s in (-1.0, 1.0):
+        add(_gauss_bump(U, V, s * L.jaw * L.ea * 0.85, chin_v - 0.06, 0.05, 0.05, 0.006 * L.sag + 0.006 * L.wn.clamp_min(0)))
+    # wrinkles: sinusoidal grooves inside soft windows
+    fore = _band(V, L.hairline * L.eb + 0.03, L.by - 0.045, 0.02) * _band(U, -0.22, 0.22, 0.05)
+    fore_amp = 0.0012 * L.wrinkle + 0.0016 * torch.maximum(a["AU1"], a["AU2"])
+    gv = gv + fore * fore_amp * (2 * math.pi / 0.03) * torch.cos(2 * math.pi * V / 0.03)
+    glab = _band(U, -0.03, 0.03, 0.01) * _band(V, L.by - 0.03, L.ey - 0.01, 0.01)
+    gu = gu + glab * 0.0015 * (a["AU4"] + 0.3 * L.wrinkle) * (2 * math.pi / 0.02) * torch.cos(2 * math.pi * U / 0.02)
+    nose_w = _band(U, -0.035, 0.035, 0.01) * _band(V, L.ey - 0.005, L.ey + 0.055, 0.01)
+    gv = gv + nose_w * 0.0012 * a["AU9"] * (2 * math.pi / 0.016) * torch.cos(2 * math.pi * V / 0.016)
+    for s in (-1.0, 1.0):
+        crow = _band(s * U, L.ex + L.ew * 0.9, L.ex + L.ew + 0.045, 0.01) * _band(V, L.ey - 0.035, L.ey + 0.035, 0.01)
+        phase = 2 * math.pi * (V - 0.5 * (s * U - L.ex) * (V - L.ey) * 10) / 0.016
+        gv = gv + crow * (0.0008 * L.wrinkle + 0.0012 * a["AU6"]) * (2 * math.pi / 0.016) * torch.cos(phase)
+
+    # ---- normals and shading -------------------------------------------------------------
+    k = 1.0
+    nfu = base_u - k * gu
+    nfv = base_v - k * gv
+    nfw = base_w
+    nn = torch.rsqrt(nfu * nfu + nfv * nfv + nfw * nfw + 1e-12)
+    nfu, nfv, nfw = nfu * nn, nfv * nn, nfw * nn
+    nx = R[0][0] * nfu + R[0][1] * nfv + R[0][2] * nfw
+    ny = R[1][0] * nfu + R[1][1] * nfv + R[1][2] * nfw
+    nz = R[2][0] * nfu + R[2][1] * nfv + R[2][2] * nfw
+    ndl = (nx * L.light[0] + ny * L.light[1] + nz * L.light[2]).clamp_min(0)
+    ndh = (nx * L.half[0] + ny * L.half[1] + nz * L.half[2]).clamp_min(0)
+    ambient = 0.32 + 0.08 * (-ny).clamp_min(0) + 0.05 * nz
+    diffuse = ambient + 0.72 * L.light_strength * ndl
+    spec = L.light_strength * ndh ** 20
+
+    # ---- albedo on the face --------------------------------------------------------------
+    col = L.skin.expand(n, 3, size, size)
+    # cheeks flush a little, more with AU6
+    for s in (-1.0, 1.0):
+        blush = torch.exp(-((U - s * 0.17) / 0.06) ** 2 - ((V - 0.07 + 0.02 * a["AU6"]) / 0.05) ** 2)
+        col = col * (1 - (0.06 * (1 + a["AU6"]) * blush).unsqueeze(1) * torch.tensor([0.0, 0.6, 0.7], device=dev).view(1, 3, 1, 1))
+
+    # mouth
+    sx = U / L.mw
+    inside_x = (1 - sx * sx).clamp_min(0)
+    shape = inside_x.sqrt()
+    line = L.my + L.m_corner * sx * sx
+    centre_w = (1 - (sx / 0.55) ** 2).clamp_min(0)
+    top_open = line - L.lip_raise * centre_w  # AU10 lifts the upper lip in the centre
+    gap = L.gap * inside_x ** 0.7
+    lip_top = top_open - L.lip_up * shape * (1 - 0.25 * torch.exp(-(U / 0.02) ** 2))
+    lip_bot = line + gap + L.lip_lo * shape
+    xcov = _smooth((sx.abs() - 1) * L.mw, pw)
+    lips = _smooth(torch.maximum(lip_top - V, V - lip_bot), pw) * xcov
+    opening = _smooth(torch.maximum(top_open - V, V - (line + gap)), pw) * xcov * (top_open < line + gap).float()
+    col = _mix(col, L.lip_col.expand_as(col), lips.unsqueeze(1))
+    teeth = ((V - top_open) < 0.014).float() * _band(sx, -0.8, 0.8, 0.2)
+    mouth_in = _mix(torch.tensor([0.25, 0.06, 0.07], device=dev).view(1, 3, 1, 1).expand_as(col),
+                    torch.tensor([0.92, 0.90, 0.84], device=dev).view(1, 3, 1, 1).expand_as(col), teeth.unsqueeze(1))
+    col = _mix(col, mouth_in, opening.unsqueeze(1))
+    # the dark line between closed lips
+    seam = _smooth((V - line).abs() - 0.0035, pw) * xcov * (1 - opening)
+    col = col * (1 - 0.6 * seam.unsqueeze(1))
+
+    # nostrils
+    for s in (-1.0, 1.0):
+        d = torch.sqrt(((U - s * L.nw * 0.55) / 0.012) ** 2 + ((V - L.ny - 0.012) / 0.007) ** 2) - 1
+        col = col * (1 - 0.55 * _smooth(d * 0.007, pw)).unsqueeze(1)
+
+    # brows
+    for s in (-1.0, 1.0):
+        bs = (s * U - L.bx) / L.bw  # -1 inner, +1 outer
+        centre = L.by + L.b_in * (1 - bs) * 0.5 + L.b_out * (1 + bs) * 0.5 - L.b_arch * (1 - bs * bs)
+        thick = L.b_thick * (1.2 - 0.45 * (bs + 1) * 0.5)
+        bd = torch.maximum((V - centre).abs() - thick, (bs.abs() - 1) * L.bw)
+        brow = _smooth(bd, pw) * 0.9
+        col = _mix(col, L.brow_col.expand_as(col), brow.unsqueeze(1))
+
+    # eyes
+    eye_light = torch.zeros_like(U)
+    for s in (-1.0, 1.0):
+        es = (s * U - L.ex) / L.ew  # -1 inner, +1 outer corner
+        ex2 = (1 - es * es).clamp_min(0)
+        mid = L.ey + L.tilt * -es
+        up = mid - L.eh_up * ex2 ** 0.8
+        lo = mid + L.eh_lo * ex2 ** 0.8
+        xin = _smooth((es.abs() - 1) * L.ew, pw)
+        eye = _smooth(torch.maximum(up - V, V - lo), pw * 0.7) * xin
+        d_iris = torch.sqrt((U - s * L.ex) ** 2 + (V - L.ey) ** 2)
+        iris = _smooth(d_iris - L.iris_r, pw)
+        pupil = _smooth(d_iris - L.iris_r * 0.42, pw)
+        sclera = torch.tensor([0.93, 0.92, 0.90], device=dev).view(1, 3, 1, 1)
+        e_col = _mix(sclera.expand_as(col), L.iris_col.expand_as(col), iris.unsqueeze(1))
+        e_col = e_col * (1 - 0.9 * pupil).unsqueeze(1)
+        col = _mix(col, e_col, eye.unsqueeze(1))
+        eye_light = torch.maximum(eye_light, eye)
+        # lash line on the upper lid (a closed eye shows only this)
+        lash = _smooth((V - up).abs() - 0.006, pw) * xin * (V < up + 0.004).float()
+        col = col * (1 - 0.7 * lash).unsqueeze(1)
+        # catch-light
+        glint = _smooth(torch.sqrt((U - s * L.ex - 0.01) ** 2 + (V - L.ey + 0.01) ** 2) - 0.006, pw) * eye
+        col = _mix(col, torch.ones_like(col), 0.8 * glint.unsqueeze(1))
+
+    # glasses frames and lenses
+    g_cov = torch.zeros_like(U)
+    lens = torch.zeros_like(U)
+    for s in (-1.0, 1.0):
+        d = torch.sqrt(((U - s * L.ex) / 0.10) ** 2 + ((V - L.ey - 0.005) / 0.072) ** 2)
+        g_cov = torch.maximum(g_cov, _smooth(((d - 1).abs() - 0.09) * 0.08, pw))
+        lens = torch.maximum(lens, _smooth((d - 1) * 0.08, pw))
+        arm = _band(s * U, L.ex + 0.095, 0.60, 0.005) * _smooth((V - L.ey + 0.01).abs() - 0.008, pw)
+        g_cov = torch.maximum(g_cov, arm)
+    bridge = _band(U, -(L.ex - 0.095), L.ex - 0.095, 0.005) * _smooth((V - L.ey + 0.02).abs() - 0.007, pw)
+    g_cov = torch.maximum(g_cov, bridge) * L.glasses
+    lens = lens * L.glasses
+
+    # hair on the head
+    strand = 1 + 0.10 * torch.sin(U * 140 + 6 * torch.sin(V * 18))
+    hair_col = L.hair_col * strand.unsqueeze(1)
+    col = _mix(col, hair_col, hair.unsqueeze(1))
+    is_skin = (1 - hair) * (1 - eye_light)
+    shaded = col * diffuse.unsqueeze(1) + (0.10 * is_skin + 0.25 * hair + 0.5 * eye_light).unsqueeze(1) * spec.unsqueeze(1)
+    # lenses reflect a little of the sky; frames are dark and glossy
+    shaded = _mix(shaded, torch.tensor([0.80, 0.86, 0.95], device=dev).view(1, 3, 1, 1).expand_as(shaded), 0.12 * lens.unsqueeze(1))
+    frame = torch.tensor([0.08, 0.07, 0.08], device=dev).view(1, 3, 1, 1) + 0.3 * spec.unsqueeze(1)
+    shaded = _mix(shaded, frame.expand_as(shaded), g_cov.unsqueeze(1))
+
+    # ---- composite -------------------------------------------------------------------------
+    img = _mix(img, L.hair_col * (0.55 + 0.35 * (-py).clamp(0, 1)).unsqueeze(1), cap.unsqueeze(1))
+    cover = head_cov * torch.maximum(face, hair)
+    img = _mix(img, shaded, cover.unsqueeze(1))
+    return img.clamp(0, 1)
