@@ -14,6 +14,8 @@ from typing import Any
 
 import torch
 
+from facekit.synth.rng import hash_normal, hash_uniform
+
 # Identity code: one named, continuous trait per dimension (standard normal in the
 # population). Named traits keep the code interpretable for teaching; the renderer maps
 # each through tanh into its own physical range.
@@ -296,19 +298,32 @@ def _broadcast(key: str, value: Any, like: torch.Tensor) -> torch.Tensor:
     try:
         return t.expand_as(like).clone()
     except RuntimeError:
-        raise ValueError(f"FaceParams.{key}: cannot broadcast shape {tuple(t.shape)} to {tuple(like.shape)}") from None
+        want = "(N" + "".join(f", {d}" for d in _SHAPES[key]) + ")"
+        raise ValueError(f"FaceParams.{key} has shape {tuple(t.shape)}; expected {want} or a value that broadcasts to it") from None
 
 
 # ---------------------------------------------------------------------------------------
-# Samplers. All take an explicit seed so that a dataset item is the same image every time.
+# Samplers. Counter-based (see ``facekit.synth.rng``): the face for index i is a pure
+# function of (seed, i), so a dataset item is the same image every time, in any batch.
 # ---------------------------------------------------------------------------------------
-def _gen(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(int(seed))
+def _indices(n: int | None, indices: torch.Tensor | Sequence[int] | None) -> torch.Tensor:
+    if indices is None:
+        if n is None or n < 0:
+            raise ValueError(f"n={n!r} is not valid; pass a count >= 0 or explicit indices")
+        return torch.arange(n, dtype=torch.int64)
+    return torch.as_tensor(indices, dtype=torch.int64).reshape(-1)
+
+
+def identity_codes(ids: torch.Tensor | Sequence[int], world_seed: int = 0) -> torch.Tensor:
+    """The identity code of each person id: person j is the same face everywhere."""
+    ids_t = torch.as_tensor(ids, dtype=torch.int64).reshape(-1, 1)
+    k = torch.arange(ID_DIM, dtype=torch.int64).view(1, -1)
+    return hash_normal(world_seed, ids_t * ID_DIM + k, 17).clamp(-3.5, 3.5)
 
 
 def sample_identities(n: int, seed: int) -> torch.Tensor:
     """A population of ``n`` identity codes (standard normal, clipped to +-3.5)."""
-    return torch.randn(n, ID_DIM, generator=_gen(seed)).clamp(-3.5, 3.5)
+    return identity_codes(torch.arange(n), seed)
 
 
 def emotion_aus(emotion: str, intensity: float | torch.Tensor = 1.0) -> torch.Tensor:
@@ -324,9 +339,14 @@ def emotion_aus(emotion: str, intensity: float | torch.Tensor = 1.0) -> torch.Te
     return intensity_t[..., None] * proto if intensity_t.dim() else intensity_t * proto
 
 
+def emotion_matrix() -> torch.Tensor:
+    """``len(EMOTIONS) x N_AUS``: row e is the AU vector of emotion e at full intensity."""
+    return torch.stack([emotion_aus(e) for e in EMOTIONS])
+
+
 # A fixed random map from identity to AU propensity logits: identity predicts AU base rates,
 # as subject-specific expressiveness does in BP4D/DISFA.
-_PROP_W = torch.randn(ID_DIM, N_AUS, generator=_gen(1234)) / math.sqrt(ID_DIM)
+_PROP_W = torch.randn(ID_DIM, N_AUS, generator=torch.Generator().manual_seed(1234)) / math.sqrt(ID_DIM)
 
 
 def au_propensity(identity: torch.Tensor, strength: float = 1.5, base_rate: float = 0.25) -> torch.Tensor:
@@ -342,26 +362,34 @@ def au_propensity(identity: torch.Tensor, strength: float = 1.5, base_rate: floa
     return torch.sigmoid(logit)
 
 
-def sample_aus(n: int, seed: int, propensity: torch.Tensor | None = None, p_active: float = 0.25) -> torch.Tensor:
-    """Sparse random AU intensities: each AU is active with its propensity (or ``p_active``)
-    and then has an intensity uniform in [0.2, 1]."""
-    g = _gen(seed)
-    p = propensity if propensity is not None else torch.full((n, N_AUS), p_active)
-    active = torch.rand(n, N_AUS, generator=g) < p
-    level = 0.2 + 0.8 * torch.rand(n, N_AUS, generator=g)
+def sample_aus(
+    n: int | None = None,
+    seed: int = 0,
+    indices: torch.Tensor | Sequence[int] | None = None,
+    propensity: torch.Tensor | None = None,
+    p_active: float = 0.25,
+) -> torch.Tensor:
+    """Sparse random AU intensities: each AU is active with its propensity (or ``p_active``),
+    then has an intensity uniform in [0.2, 1]."""
+    idx = _indices(n, indices).view(-1, 1) * N_AUS + torch.arange(N_AUS).view(1, -1)
+    p = propensity if propensity is not None else torch.full(idx.shape, p_active)
+    active = hash_uniform(seed, idx, 31) < p
+    level = 0.2 + 0.8 * hash_uniform(seed, idx, 32)
     return torch.where(active, level, torch.zeros(()))
 
 
 def sample_params(
-    n: int,
-    seed: int,
+    n: int | None = None,
+    seed: int = 0,
+    indices: torch.Tensor | Sequence[int] | None = None,
     identity: torch.Tensor | None = None,
     au: torch.Tensor | None = None,
     style: str = "clean",
     pose_scale: float = 1.0,
     glasses_rate: float = 0.15,
 ) -> FaceParams:
-    """Random faces: ``n`` fresh identities (or the given ones) with random changes.
+    """Random faces for ``indices`` (default ``0..n-1``): fresh identities (or the given
+    ones) with random changes.
 
     ``style`` picks the lighting distribution (see ``facekit.synth.style``);
     ``pose_scale`` scales the pose spread (0 gives frontal faces).
@@ -369,29 +397,37 @@ def sample_params(
     from facekit.synth.style import get_style
 
     st = get_style(style)
-    g = _gen(seed)
+    idx = _indices(n, indices)
+    n = idx.numel()
     if identity is None:
-        identity = sample_identities(n, seed + 7919)
+        identity = identity_codes(idx, seed + 7919)
     if identity.shape[0] != n:
-        raise ValueError(f"identity has {identity.shape[0]} rows; expected n={n}")
+        raise ValueError(f"identity has {identity.shape[0]} rows; expected one per face ({n})")
     if au is None:
-        au = sample_aus(n, seed + 104729)
-    age = 18 + 62 * torch.rand(n, generator=g)
-    weight = (22.5 * torch.exp(0.18 * torch.randn(n, generator=g))).clamp(16, 40)
-    yaw = (pose_scale * 12 * torch.randn(n, generator=g)).clamp(-45, 45)
-    pitch = (pose_scale * 7 * torch.randn(n, generator=g)).clamp(-30, 30)
-    roll = (pose_scale * 5 * torch.randn(n, generator=g)).clamp(-30, 30)
-    az_lo, az_hi = st.light_azimuth
-    el_lo, el_hi = st.light_elevation
-    s_lo, s_hi = st.light_strength
-    light_az = az_lo + (az_hi - az_lo) * torch.rand(n, generator=g)
-    light_el = el_lo + (el_hi - el_lo) * torch.rand(n, generator=g)
-    light_s = s_lo + (s_hi - s_lo) * torch.rand(n, generator=g)
-    background = (0.25 + 0.7 * torch.rand(n, 3, generator=g)) * 0.6 + 0.4 * torch.rand(n, 1, generator=g)
-    glasses = (torch.rand(n, generator=g) < glasses_rate).float()
-    face_seed = torch.randint(0, 2**31 - 1, (n,), generator=g, dtype=torch.int64)
+        au = sample_aus(seed=seed, indices=idx)
+
+    def u(salt: int) -> torch.Tensor:
+        return hash_uniform(seed, idx, 100 + salt)
+
+    def z(salt: int) -> torch.Tensor:
+        return hash_normal(seed, idx, 200 + salt)
+
+    def between(lo_hi: tuple[float, float], salt: int) -> torch.Tensor:
+        return lo_hi[0] + (lo_hi[1] - lo_hi[0]) * u(salt)
+
+    bg = torch.stack([u(10), u(11), u(12)], 1)
     return FaceParams(
-        identity=identity.float(), au=au.float(), age=age, weight=weight, yaw=yaw, pitch=pitch,
-        roll=roll, light_azimuth=light_az, light_elevation=light_el, light_strength=light_s,
-        background=background.clamp(0, 1), glasses=glasses, seed=face_seed,
+        identity=identity.float(),
+        au=au.float(),
+        age=18 + 62 * u(1),
+        weight=(22.5 * torch.exp(0.18 * z(2))).clamp(16, 40),
+        yaw=(pose_scale * 12 * z(3)).clamp(-45, 45),
+        pitch=(pose_scale * 7 * z(4)).clamp(-30, 30),
+        roll=(pose_scale * 5 * z(5)).clamp(-30, 30),
+        light_azimuth=between(st.light_azimuth, 6),
+        light_elevation=between(st.light_elevation, 7),
+        light_strength=between(st.light_strength, 8),
+        background=(0.15 + 0.42 * bg + 0.4 * u(13).view(-1, 1)).clamp(0, 1),
+        glasses=(u(9) < glasses_rate).float(),
+        seed=(hash_uniform(seed, idx, 99) * (2**31 - 1)).to(torch.int64),
     )

@@ -22,7 +22,7 @@ import math
 import torch
 
 from facekit.synth.params import ID_DIM, IDENTITY_TRAITS, FaceParams, au_index
-from facekit.synth.style import hash_uniform
+from facekit.synth.rng import hash_uniform
 
 _TRAIT = {name: k for k, (name, _) in enumerate(IDENTITY_TRAITS)}
 assert len(_TRAIT) == ID_DIM
@@ -181,7 +181,8 @@ def _gauss_bump(u: Tensor, v: Tensor, cu: Tensor | float, cv: Tensor | float, su
                 sv: Tensor | float, amp: Tensor | float) -> tuple[Tensor, Tensor]:
     """Gradient (dh/du, dh/dv) of ``amp * exp(-((u-cu)/su)^2 - ((v-cv)/sv)^2)``."""
     du, dv = (u - cu) / su, (v - cv) / sv
-    g = amp * torch.exp(-(du * du + dv * dv))
+    # clamped so far-away pixels never produce denormals, which are very slow on CPUs
+    g = amp * torch.exp(-(du * du + dv * dv).clamp_max(60.0))
     return -2 * g * du / su, -2 * g * dv / sv
 
 
@@ -344,7 +345,7 @@ def render_procedural(params: FaceParams, size: int = 64) -> Tensor:
     col = L.skin.expand(n, 3, size, size)
     # cheeks flush a little, more with AU6
     for s in (-1.0, 1.0):
-        blush = torch.exp(-((U - s * 0.17) / 0.06) ** 2 - ((V - 0.07 + 0.02 * a["AU6"]) / 0.05) ** 2)
+        blush = torch.exp((-((U - s * 0.17) / 0.06) ** 2 - ((V - 0.07 + 0.02 * a["AU6"]) / 0.05) ** 2).clamp_min(-60.0))
         col = col * (1 - (0.06 * (1 + a["AU6"]) * blush).unsqueeze(1) * torch.tensor([0.0, 0.6, 0.7], device=dev).view(1, 3, 1, 1))
 
     # mouth
@@ -355,7 +356,7 @@ def render_procedural(params: FaceParams, size: int = 64) -> Tensor:
     centre_w = (1 - (sx / 0.55) ** 2).clamp_min(0)
     top_open = line - L.lip_raise * centre_w  # AU10 lifts the upper lip in the centre
     gap = L.gap * inside_x ** 0.7
-    lip_top = top_open - L.lip_up * shape * (1 - 0.25 * torch.exp(-(U / 0.02) ** 2))
+    lip_top = top_open - L.lip_up * shape * (1 - 0.25 * torch.exp(-(U / 0.02).square().clamp_max(60.0)))
     lip_bot = line + gap + L.lip_lo * shape
     xcov = _smooth((sx.abs() - 1) * L.mw, pw)
     lips = _smooth(torch.maximum(lip_top - V, V - lip_bot), pw) * xcov
@@ -437,3 +438,46 @@ def render_procedural(params: FaceParams, size: int = 64) -> Tensor:
     cover = head_cov * torch.maximum(face, hair)
     img = _mix(img, shaded, cover.unsqueeze(1))
     return img.clamp(0, 1)
+
+
+REGIONS = ("forehead", "brows", "eyes", "nose", "mouth", "chin", "cheeks")
+
+
+def region_boxes(params: FaceParams) -> dict[str, Tensor]:
+    """Per-face boxes ``(x0, y0, x1, y1)`` in image coordinates ([-1, 1], y down) around each
+    facial region of a *frontal* face (yaw = pitch = roll = 0), from the renderer's own layout.
+
+    Used to check that an AU changes the region FACS says it moves, and only that region.
+    """
+    if float(params.yaw.abs().max()) > 0 or float(params.pitch.abs().max()) > 0 or float(params.roll.abs().max()) > 0:
+        raise ValueError("region_boxes needs frontal faces: set yaw, pitch and roll to 0")
+    L = _Layout(params)
+
+    def box(u0: Tensor | float, v0: Tensor | float, u1: Tensor | float, v1: Tensor | float) -> Tensor:
+        parts = [torch.as_tensor(t, dtype=torch.float32).expand(L.n, 1, 1).reshape(-1) for t in (u0, v0, u1, v1)]
+        x0, y0, x1, y1 = parts
+        s = FEAT * ZOOM
+        cx, cy = L.cx.reshape(-1) * ZOOM, L.cy.reshape(-1) * ZOOM
+        return torch.stack([x0 * s + cx, y0 * s + cy, x1 * s + cx, y1 * s + cy], 1)
+
+    ex_out = L.ex + L.ew
+    return {
+        "forehead": box(-0.2, L.hairline * L.eb / FEAT + 0.03, 0.2, L.by - 0.05),
+        "brows": box(-(L.bx + L.bw), L.by - 0.05, L.bx + L.bw, L.by + 0.03),
+        "eyes": box(-ex_out, L.ey - 0.04, ex_out, L.ey + 0.035),
+        "nose": box(-L.nw - 0.015, L.ey + 0.02, L.nw + 0.015, L.ny + 0.025),
+        "mouth": box(-L.mw - 0.02, L.my - 0.05, L.mw + 0.02, L.my + 0.06),
+        "chin": box(-0.07, L.my + 0.07, 0.07, L.chin * L.eb / FEAT),
+        "cheeks": box(-0.27, L.ey + 0.05, 0.27, L.ny),
+    }
+
+
+def region_masks(params: FaceParams, size: int) -> dict[str, Tensor]:
+    """Boolean ``N x size x size`` masks of ``region_boxes``."""
+    t = (torch.arange(size, dtype=torch.float32) + 0.5) * (2.0 / size) - 1
+    x, y = t.view(1, 1, size), t.view(1, size, 1)
+    out = {}
+    for name, b in region_boxes(params).items():
+        b = b.view(-1, 4, 1, 1)
+        out[name] = (x >= b[:, 0]) & (x <= b[:, 2]) & (y >= b[:, 1]) & (y <= b[:, 3])
+    return out

@@ -14,6 +14,8 @@ import math
 import torch
 import torch.nn.functional as F
 
+from facekit.synth.rng import hash_normal, hash_uniform
+
 
 @dataclasses.dataclass(frozen=True)
 class Style:
@@ -54,19 +56,6 @@ def get_style(style: str | Style) -> Style:
     return STYLES[style]
 
 
-def hash_uniform(seed: torch.Tensor, index: torch.Tensor, salt: int) -> torch.Tensor:
-    """Uniform [0, 1) numbers from an integer hash of (seed, index, salt).
-
-    A hash rather than a generator: each face's noise depends only on its own seed, on
-    any device and in any batch, so dataset item i is the same image every time.
-    """
-    x = (seed.to(torch.int64) * 0x9E3779B1 + index.to(torch.int64) * 0x85EBCA77 + salt * 0xC2B2AE3D) & 0xFFFFFFFF
-    for _ in range(2):
-        x = ((x ^ (x >> 16)) * 0x45D9F3B) & 0xFFFFFFFF
-    x = x ^ (x >> 16)
-    return x.to(torch.float32) / 4294967296.0
-
-
 def apply_style(images: torch.Tensor, seed: torch.Tensor, style: str | Style) -> torch.Tensor:
     """Apply the style's camera pipeline to ``N x 3 x H x W`` images in [0, 1]."""
     st = get_style(style)
@@ -79,10 +68,7 @@ def apply_style(images: torch.Tensor, seed: torch.Tensor, style: str | Style) ->
         x = _gaussian_blur(x, st.blur_sigma * h / 64)
     if st.noise_std > 0:
         idx = torch.arange(3 * h * w, device=images.device).view(1, 3, h, w)
-        s = seed.view(n, 1, 1, 1)
-        u1 = hash_uniform(s, idx, 1).clamp_min(1e-7)
-        u2 = hash_uniform(s, idx, 2)
-        gauss = torch.sqrt(-2 * torch.log(u1)) * torch.cos(2 * math.pi * u2)
+        gauss = hash_normal(seed.view(n, 1, 1, 1), idx, 1)
         x = x + st.noise_std * gauss
     x = x.clamp(0, 1)
     if st.grey_fraction > 0:

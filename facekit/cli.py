@@ -1,0 +1,179 @@
+"""The ``facekit`` command: info, synth, cards, run, assets."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from facekit.config import PROFILES
+
+
+def _info(args: argparse.Namespace) -> int:
+    from facekit.runtime import info
+
+    for key, value in info().items():
+        print(f"{key:>14}: {value}")
+    return 0
+
+
+def _synth(args: argparse.Namespace) -> int:
+    from facekit.io import atomic_write
+    from facekit.synth.cards import card_text, describe
+    from facekit.synth.datasets import FaceDataset
+    from facekit.viz import png_bytes
+
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        print(f"error: --out {out} exists and is not a folder", file=sys.stderr)
+        return 2
+    if out.exists() and any(out.iterdir()) and not args.overwrite:
+        print(f"error: {out} is not empty; pass --overwrite to replace its files (nothing was written)", file=sys.stderr)
+        return 2
+    try:
+        ds = FaceDataset(args.n, split=args.split, seed=args.seed, size=args.size, style=args.style,
+                         backend=args.backend, expressions=args.expressions)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    out.mkdir(parents=True, exist_ok=True)
+    rows: list[dict[str, object]] = []
+    width = len(str(max(args.n - 1, 0)))
+    for batch_start in range(0, args.n, args.batch_size):
+        idx = list(range(batch_start, min(args.n, batch_start + args.batch_size)))
+        params, extra = ds.params(idx)
+        images = ds.render_params(params).cpu()
+        labels = params.labels()
+        for j, i in enumerate(idx):
+            name = f"face_{i:0{width}d}.png"
+            atomic_write(out / name, png_bytes(images[j]))
+            row: dict[str, object] = {"file": name, "person": int(extra["person"][j])}
+            for key in ("emotion", "intensity"):
+                if key in extra:
+                    row[key] = round(float(extra[key][j]), 4) if key == "intensity" else int(extra[key][j])
+            row.update({k: round(float(v[j]), 4) for k, v in labels.items()})
+            rows.append(row)
+        print(f"{len(rows)}/{args.n} faces", file=sys.stderr)
+    buf = io.StringIO()
+    if rows:
+        writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    atomic_write(out / "labels.csv", buf.getvalue())
+    cols, split_table = describe(ds)
+    au_cols = [k for k in cols if k.startswith("AU")]
+    atomic_write(out / "card.md", card_text(out.name, f"faces written by `facekit synth` ({args.n} images)", ds,
+                                             ds.config(), cols, au_cols, split_table, "face_0.png"))
+    print(f"wrote {args.n} images, labels.csv and card.md to {out}")
+    return 0
+
+
+def _cards(args: argparse.Namespace) -> int:
+    from facekit.synth.cards import write_all
+
+    try:
+        results = write_all(args.out, overwrite=args.overwrite, only=args.only)
+    except KeyError as e:
+        print(f"error: {e.args[0]}", file=sys.stderr)
+        return 2
+    refused = 0
+    for path, status in results:
+        if status == "exists":
+            refused += 1
+            print(f"{path}: differs from the generator; pass --overwrite to replace it")
+        else:
+            print(f"{path}: {status}")
+    return 1 if refused else 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    from facekit.runner import parse_params, run_notebooks
+
+    try:
+        params = parse_params(args.param)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    results = run_notebooks(args.notebooks, profile=args.profile, only=args.only, params=params,
+                            jobs=args.jobs, out_dir=args.out)
+    failed = [r for r in results if not r.ok]
+    for r in results:
+        status = "ok" if r.ok else f"FAILED ({r.error})"
+        print(f"{r.name}: {status} in {r.seconds:.0f}s -> {r.output}")
+    if failed:
+        print(f"{len(failed)} of {len(results)} notebooks failed: {', '.join(r.name for r in failed)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _assets(args: argparse.Namespace) -> int:
+    from facekit.synth.assets import fetch_ict
+
+    if args.name != "ict":
+        print(f"error: unknown asset set {args.name!r}; valid: ['ict']", file=sys.stderr)
+        return 2
+    try:
+        path = fetch_ict(dest=args.dest, base_url=args.base_url, overwrite=args.overwrite)
+    except (OSError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print(f"ICT-FaceKit assets verified in {path}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="facekit", description="Synthetic faces with exact labels, and the notebooks that learn from them.")
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("info", help="versions, device, cache dir, assets found")
+    p.set_defaults(func=_info)
+
+    p = sub.add_parser("synth", help="write N face images, labels.csv and a data card to a folder")
+    p.add_argument("out", help="output folder (must be empty or new unless --overwrite)")
+    p.add_argument("--n", type=int, default=16)
+    p.add_argument("--size", type=int, default=64)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--split", default="train", choices=["train", "val", "test"])
+    p.add_argument("--style", default="clean")
+    p.add_argument("--backend", default="procedural")
+    p.add_argument("--expressions", default="random", help="random | emotion | propensity | neutral")
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--overwrite", action="store_true", help="allow writing into a non-empty folder")
+    p.set_defaults(func=_synth)
+
+    p = sub.add_parser("cards", help="write data_cards/<dataset>.md for the notebooks' dataset configurations")
+    p.add_argument("--out", default="data_cards")
+    p.add_argument("--only", nargs="+", default=None)
+    p.add_argument("--overwrite", action="store_true", help="replace cards that differ from the generator")
+    p.set_defaults(func=_cards)
+
+    p = sub.add_parser("run", help="execute the notebooks with papermill at a profile")
+    p.add_argument("--profile", default=None, choices=list(PROFILES), help="default: $FACEKIT_PROFILE or cpu")
+    p.add_argument("--only", nargs="+", default=None, help="notebook names or number prefixes, e.g. 00 01")
+    p.add_argument("--param", action="append", default=[], metavar="K=V", help="extra parameter (repeatable)")
+    p.add_argument("--jobs", type=int, default=1)
+    p.add_argument("--notebooks", default="notebooks", help="folder of notebooks")
+    p.add_argument("--out", default=None, help="folder for executed notebooks (default results/<profile>/notebooks)")
+    p.set_defaults(func=_run)
+
+    p = sub.add_parser("assets", help="manage downloadable assets")
+    asub = p.add_subparsers(dest="action", required=True)
+    f = asub.add_parser("fetch", help="download and verify an asset set (the only command that downloads)")
+    f.add_argument("name", help="asset set: ict")
+    f.add_argument("--dest", default=None, help="default: <cache dir>/assets")
+    f.add_argument("--base-url", default=None, help="mirror URL or local folder (default: upstream at the pinned commit)")
+    f.add_argument("--overwrite", action="store_true")
+    f.set_defaults(func=_assets)
+    return ap
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,101 @@
+"""Figures. Every figure has a title and labelled axes, so it reads on its own."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+
+
+def to_numpy_image(img: torch.Tensor) -> np.ndarray:
+    """``3 x H x W`` (or ``H x W``) float tensor in [0, 1] to ``H x W x 3`` uint8."""
+    t = img.detach().float().cpu().clamp(0, 1)
+    if t.dim() == 2:
+        t = t.unsqueeze(0).expand(3, -1, -1)
+    if t.dim() != 3 or t.shape[0] not in (1, 3):
+        raise ValueError(f"image has shape {tuple(img.shape)}; expected 3 x H x W or H x W")
+    if t.shape[0] == 1:
+        t = t.expand(3, -1, -1)
+    return (t.permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8)
+
+
+def png_bytes(img: torch.Tensor, scale: int = 1) -> bytes:
+    """PNG encoding of one image (for ipywidgets.Image), optionally upscaled by ``scale``."""
+    from PIL import Image
+
+    arr = to_numpy_image(img)
+    pil = Image.fromarray(arr)
+    if scale > 1:
+        pil = pil.resize((arr.shape[1] * scale, arr.shape[0] * scale), Image.Resampling.NEAREST)
+    buf = io.BytesIO()
+    pil.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def face_grid(
+    images: torch.Tensor,
+    title: str,
+    row_labels: Sequence[str] | None = None,
+    col_labels: Sequence[str] | None = None,
+    ncols: int | None = None,
+    cell: float = 1.3,
+    xlabel: str | None = None,
+    ylabel: str | None = None,
+) -> Figure:
+    """A grid of faces. ``images`` is ``N x 3 x H x W`` or ``R x C x 3 x H x W``."""
+    if images.dim() == 4:
+        n = images.shape[0]
+        ncols = ncols or min(n, 8)
+        nrows = (n + ncols - 1) // ncols
+        pad = nrows * ncols - n
+        if pad:
+            images = torch.cat([images, torch.ones(pad, *images.shape[1:])])
+        images = images.view(nrows, ncols, *images.shape[1:])
+    if images.dim() != 5:
+        raise ValueError(f"images has shape {tuple(images.shape)}; expected N x 3 x H x W or R x C x 3 x H x W")
+    nrows, ncols = images.shape[:2]
+    fig, axes = plt.subplots(nrows, ncols, figsize=(cell * ncols, cell * nrows + 0.6), squeeze=False)
+    for r in range(nrows):
+        for c in range(ncols):
+            ax = axes[r, c]
+            ax.imshow(to_numpy_image(images[r, c]))
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if col_labels is not None and r == 0:
+                ax.set_title(col_labels[c], fontsize=8)
+            if row_labels is not None and c == 0:
+                ax.set_ylabel(row_labels[r], fontsize=8)
+    fig.suptitle(title)
+    if xlabel:
+        fig.supxlabel(xlabel, fontsize=9)
+    if ylabel:
+        fig.supylabel(ylabel, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def difference_map(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Per-pixel absolute difference of two ``3 x H x W`` images, summed over channels."""
+    return (a - b).abs().sum(0)
+
+
+def histograms(columns: dict[str, np.ndarray], title: str, units: dict[str, str] | None = None, bins: int = 30) -> Figure:
+    """One small histogram per column (used by data cards and the tour)."""
+    names = list(columns)
+    ncols = min(4, len(names))
+    nrows = (len(names) + ncols - 1) // ncols
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3 * ncols, 2.3 * nrows), squeeze=False)
+    for ax, name in zip(axes.flat, names, strict=False):
+        ax.hist(np.asarray(columns[name]), bins=bins, color="#4c72b0")
+        ax.set_xlabel(f"{name} ({units[name]})" if units and name in units else name, fontsize=8)
+        ax.set_ylabel("count", fontsize=8)
+        ax.tick_params(labelsize=7)
+    for ax in list(axes.flat)[len(names):]:
+        ax.axis("off")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,160 @@
+"""Behaviour of the procedural renderer: every factor changes what it should, and only that."""
+
+import pytest
+import torch
+
+from facekit.synth.params import AU_NAMES, FaceParams, sample_identities, sample_params
+from facekit.synth.procedural import region_masks
+from facekit.synth.render import render
+from facekit.synth.style import jpeg_like
+
+SIZE = 64
+
+
+@pytest.fixture(scope="module")
+def people():
+    return FaceParams.neutral(sample_identities(12, 11))
+
+
+@pytest.fixture(scope="module")
+def neutral(people):
+    return render(people, SIZE)
+
+
+def region_change(before, after, masks, region):
+    d = (after - before).abs().sum(1)
+    m = masks[region].float()
+    return float((d * m).sum() / m.sum())
+
+
+# AU -> the region FACS says it moves, and a region it must leave alone
+AU_REGIONS = {
+    "AU1": ("brows", "mouth"), "AU2": ("brows", "mouth"), "AU4": ("brows", "mouth"),
+    "AU5": ("eyes", "mouth"), "AU6": ("eyes", "mouth"), "AU7": ("eyes", "mouth"),
+    "AU9": ("nose", "eyes"), "AU10": ("mouth", "eyes"), "AU12": ("mouth", "eyes"),
+    "AU14": ("mouth", "eyes"), "AU15": ("mouth", "eyes"), "AU17": ("chin", "eyes"),
+    "AU20": ("mouth", "eyes"), "AU23": ("mouth", "eyes"), "AU25": ("mouth", "eyes"),
+    "AU26": ("mouth", "eyes"), "AU43": ("eyes", "mouth"),
+}
+
+
+def test_output_shape_range_and_sizes():
+    p = sample_params(3, seed=0)
+    for size in (32, 64, 128, 256):
+        img = render(p, size)
+        assert img.shape == (3, 3, size, size) and img.dtype == torch.float32
+        assert float(img.min()) >= 0 and float(img.max()) <= 1
+    with pytest.raises(ValueError, match="size=16 is not valid; pass an int from 32 to 256"):
+        render(p, 16)
+    assert render(p[0:0], 64).shape == (0, 3, 64, 64)
+
+
+def test_deterministic():
+    p = sample_params(4, seed=3)
+    assert torch.equal(render(p, SIZE), render(p, SIZE))
+    assert torch.equal(render(p, SIZE, style="target"), render(p, SIZE, style="target"))
+
+
+def test_faces_are_shaded_not_flat(people, neutral):
+    masks = region_masks(people, SIZE)
+    cheek = neutral.mean(1)[masks["cheeks"]]
+    assert float(cheek.std()) > 0.02  # lighting varies across the skin
+
+
+@pytest.mark.parametrize("au", list(AU_REGIONS))
+def test_each_au_moves_its_own_region_only(people, neutral, au):
+    target, other = AU_REGIONS[au]
+    masks = region_masks(people, SIZE)
+    after = render(people.with_au(au, 1.0), SIZE)
+    changed = region_change(neutral, after, masks, target)
+    untouched = region_change(neutral, after, masks, other)
+    assert changed > 0.01, f"{au} should change the {target}"
+    assert untouched < 0.2 * changed, f"{au} should leave the {other} alone"
+
+
+def test_au_effect_grows_with_intensity(people, neutral):
+    masks = region_masks(people, SIZE)
+    changes = [region_change(neutral, render(people.with_au("AU12", v), SIZE), masks, "mouth") for v in (0.25, 0.5, 1.0)]
+    assert changes[0] < changes[1] < changes[2]
+
+
+def foreground(params, size=SIZE):
+    """Pixels that belong to the person: those that do not change with the background."""
+    a = render(params.replace(background=0.0), size)
+    b = render(params.replace(background=1.0), size)
+    return (a - b).abs().sum(1) < 1e-3
+
+
+def test_specific_au_geometry(people, neutral):
+    """AU26 drops the jaw (the chin moves, the forehead does not); AU43 closes the eyes and
+    AU5 widens them (less / more visible sclera)."""
+    masks = region_masks(people, SIZE)
+    open_jaw = render(people.with_au("AU26", 1.0), SIZE)
+    assert region_change(neutral, open_jaw, masks, "chin") > 0.05
+    assert region_change(neutral, open_jaw, masks, "forehead") == 0
+    eyes = masks["eyes"]
+    white = lambda img: float(((img.min(1).values > 0.7) & eyes).float().sum())  # noqa: E731
+    assert white(render(people.with_au("AU43", 1.0), SIZE)) < 0.3 * white(neutral)
+    assert white(render(people.with_au("AU5", 1.0), SIZE)) > white(neutral)
+
+
+def test_identity_stays_stable_under_expression(people, neutral):
+    """Hair and upper-face identity regions do not move with a mouth expression, and a face
+    stays closer to its own neutral than to another person's."""
+    happy = render(people.replace(au=torch.zeros_like(people.au)).with_au("AU12", 1.0).with_au("AU25", 1.0), SIZE)
+    masks = region_masks(people, SIZE)
+    assert region_change(neutral, happy, masks, "forehead") == 0
+    own = (happy - neutral).abs().mean((1, 2, 3))
+    other = (happy - neutral.roll(1, 0)).abs().mean((1, 2, 3))
+    assert bool((own < other).all())
+
+
+def test_age_adds_wrinkles_and_grey_hair(people, neutral):
+    old = render(people.replace(age=78.0), SIZE)
+    masks = region_masks(people, SIZE)
+    assert region_change(neutral, old, masks, "forehead") > 0.02
+    # hair greys: the hair at the top of the head becomes less saturated
+    top = slice(6, 14)
+    sat = lambda img: (img.max(1).values - img.min(1).values)[:, top, 24:40].mean()  # noqa: E731
+    assert float(sat(old)) < float(sat(neutral))
+
+
+def test_weight_widens_the_face(people):
+    from facekit.synth.procedural import _TRAIT
+
+    ident = people.identity.clone()
+    ident[:, _TRAIT["hair_length"]] = -3.0  # short hair, so the face outline is the silhouette
+    slim = people.replace(identity=ident, weight=18.0)
+    heavy = slim.replace(weight=38.0)
+    row = SIZE // 2 + 8  # cheek level
+    w_slim = foreground(slim)[:, row].float().sum(-1)
+    w_heavy = foreground(heavy)[:, row].float().sum(-1)
+    assert bool((w_heavy > w_slim + 2).all())
+
+
+def test_pose_and_light_change_the_image(people, neutral):
+    assert float((render(people.replace(yaw=30.0), SIZE) - neutral).abs().mean()) > 0.02
+    assert float((render(people.replace(light_azimuth=-80.0), SIZE) - neutral).abs().mean()) > 0.01
+
+
+def test_target_style_degrades_and_greys():
+    p = sample_params(64, seed=2)
+    clean, target = render(p, SIZE), render(p, SIZE, style="target")
+    assert float((clean - target).abs().mean()) > 0.03
+    grey = (target[:, 0] - target[:, 1]).abs().amax((1, 2)) < 1e-3
+    assert 5 < int(grey.sum()) < 40  # about 30% of faces are grey
+    with pytest.raises(ValueError, match="valid; choose one of"):
+        render(p, SIZE, style="sepia")
+
+
+def test_jpeg_like_is_lossy_but_close():
+    p = sample_params(2, seed=1)
+    img = render(p, SIZE)
+    low, high = jpeg_like(img, 10), jpeg_like(img, 95)
+    assert float((img - high).abs().mean()) < float((img - low).abs().mean())
+    with pytest.raises(ValueError, match="quality=0"):
+        jpeg_like(img, 0)
+
+
+def test_all_aus_listed():
+    assert set(AU_REGIONS) == set(AU_NAMES)
