@@ -59,7 +59,7 @@ def run_one(notebook: Path, output: Path, profile: str, params: dict[str, Any]) 
 
     os.environ["FACEKIT_PROFILE"] = profile
     output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = output.with_name(f".{output.name}.running")
+    tmp = output.with_name(f".running.{output.name}")
     t0 = time.perf_counter()
     error = None
     try:

@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import io
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from matplotlib.figure import Figure
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from facekit.synth.params import FaceParams
 
 
 def to_numpy_image(img: torch.Tensor) -> np.ndarray:
@@ -97,5 +103,70 @@ def histograms(columns: dict[str, np.ndarray], title: str, units: dict[str, str]
     for ax in list(axes.flat)[len(names):]:
         ax.axis("off")
     fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def au_region_effects(params: FaceParams, size: int = 64, backend: str = "procedural") -> pd.DataFrame:
+    """Mean absolute pixel change in each facial region when each AU goes from 0 to 1.
+
+    A quantitative check of the renderer against FACS: each row should light up in the
+    region that AU moves, and nowhere else.
+    """
+    import pandas as pd
+
+    from facekit.synth.params import AU_NAMES
+    from facekit.synth.procedural import region_masks
+    from facekit.synth.render import render
+
+    base = render(params, size, backend=backend)
+    masks = {k: v.float() for k, v in region_masks(params, size).items()}
+    rows = {}
+    for au in AU_NAMES:
+        d = (render(params.with_au(au, 1.0), size, backend=backend) - base).abs().sum(1)
+        rows[au] = {r: float((d * m).sum() / m.sum()) for r, m in masks.items()}
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def heatmap(df: pd.DataFrame, title: str, xlabel: str, ylabel: str, cbar: str) -> Figure:
+    fig, ax = plt.subplots(figsize=(0.9 * df.shape[1] + 2, 0.32 * df.shape[0] + 1.4))
+    im = ax.imshow(df.values, cmap="magma", aspect="auto")
+    ax.set_xticks(range(df.shape[1]), df.columns, rotation=30, ha="right")
+    ax.set_yticks(range(df.shape[0]), df.index)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    fig.colorbar(im, ax=ax, label=cbar)
+    fig.tight_layout()
+    return fig
+
+
+def au_gallery(params: FaceParams, size: int = 96, backend: str = "procedural", per_row: int = 9) -> Figure:
+    """Each AU at full intensity on one face, above its difference from the neutral face."""
+    from facekit.synth.params import AU_FACS, AU_NAMES
+    from facekit.synth.render import render
+
+    p = params[0]
+    base = render(p, size, backend=backend)[0]
+    chunks = [AU_NAMES[i:i + per_row] for i in range(0, len(AU_NAMES), per_row)]
+    fig, axes = plt.subplots(2 * len(chunks), per_row, figsize=(1.45 * per_row, 3.3 * len(chunks)), squeeze=False)
+    for c, names in enumerate(chunks):
+        for j in range(per_row):
+            top, bottom = axes[2 * c, j], axes[2 * c + 1, j]
+            for ax in (top, bottom):
+                ax.set_xticks([])
+                ax.set_yticks([])
+            if j >= len(names):
+                top.axis("off")
+                bottom.axis("off")
+                continue
+            img = render(p.with_au(names[j], 1.0), size, backend=backend)[0]
+            top.imshow(to_numpy_image(img))
+            top.set_title(f"{names[j]}\n{AU_FACS[names[j]]}", fontsize=7)
+            bottom.imshow(difference_map(img, base).numpy(), cmap="magma", vmin=0, vmax=1.5)
+            if j == 0:
+                top.set_ylabel("AU = 1", fontsize=8)
+                bottom.set_ylabel("|change|", fontsize=8)
+    fig.suptitle("Every Action Unit at full intensity (top) and where the pixels changed (bottom)")
     fig.tight_layout()
     return fig
