@@ -80,8 +80,27 @@ def results_dir(profile: str | None = None) -> Path:
     return root / get_profile(profile)
 
 
+def config_dict(config: Any) -> Any:
+    """The JSON-able view of a config that :func:`config_hash` hashes.
+
+    Dataclasses (nested too) become dicts, minus fields declared with
+    ``field(..., metadata={"cache_key": False})``: settings such as logging cadence that do
+    not change a trained model, so changing them does not invalidate the cache.
+    """
+    if dataclasses.is_dataclass(config) and not isinstance(config, type):
+        return {
+            f.name: config_dict(getattr(config, f.name))
+            for f in dataclasses.fields(config)
+            if f.metadata.get("cache_key", True)
+        }
+    if isinstance(config, dict):
+        return {k: config_dict(v) for k, v in config.items()}
+    if isinstance(config, list | tuple):
+        return [config_dict(v) for v in config]
+    return config
+
+
 def config_hash(config: Any) -> str:
     """A short stable hash of a dataclass config (or any JSON-able value), for cache keys."""
-    data = dataclasses.asdict(config) if dataclasses.is_dataclass(config) else config
-    blob = json.dumps(data, sort_keys=True, default=str).encode()
+    blob = json.dumps(config_dict(config), sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:12]

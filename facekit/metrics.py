@@ -1,0 +1,532 @@
+"""Metric functions, confidence intervals, and the metric record writer.
+
+Every notebook reports its headline numbers through :func:`record`, which writes
+``results/<profile>/<notebook>.json``; the pilot report and the benchmarks read only these
+records (:func:`load_records`). A claim ("method A beats baseline B") is checked with
+:func:`claim_holds`: every seed must go the claimed way *and* the interval of the paired
+difference must exclude zero.
+
+Metric functions take numpy arrays, torch tensors or lists and return a plain ``float``.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import re
+import subprocess
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from scipy import stats
+from sklearn import metrics as skm
+
+import facekit
+from facekit.config import config_hash, get_profile, results_dir
+from facekit.io import atomic_write
+
+__all__ = [
+    "Interval",
+    "Metric",
+    "PairedDifference",
+    "accuracy",
+    "bootstrap_ci",
+    "claim_holds",
+    "frechet_distance",
+    "git_revision",
+    "load_records",
+    "macro_f1",
+    "mae",
+    "mean_ci",
+    "multilabel_f1",
+    "optimistic_best_threshold_f1",
+    "paired_difference",
+    "psnr",
+    "record",
+    "roc_auc",
+    "spearman",
+    "ssim",
+]
+
+ArrayLike = np.ndarray | torch.Tensor | Sequence[float]
+
+
+def _np(x: ArrayLike) -> np.ndarray:
+    if isinstance(x, torch.Tensor):
+        return x.detach().cpu().numpy()
+    return np.asarray(x)
+
+
+def _same_length(name: str, a: np.ndarray, b: np.ndarray) -> None:
+    if len(a) != len(b):
+        raise ValueError(f"{name}: got {len(a)} and {len(b)} samples; pass arrays of equal length")
+
+
+# --------------------------------------------------------------------------- intervals
+
+
+class Interval(NamedTuple):
+    """A point estimate with its confidence interval."""
+
+    value: float
+    low: float
+    high: float
+
+
+def mean_ci(values: ArrayLike, level: float = 0.95) -> Interval:
+    """Mean with the Student t interval, the right interval for a handful of seeds
+    (a normal interval would be too narrow at n = 3)."""
+    v = _np(values).astype(np.float64).ravel()
+    if len(v) < 2:
+        raise ValueError(f"mean_ci needs at least 2 values (one per seed), got {len(v)}")
+    if not 0 < level < 1:
+        raise ValueError(f"level={level!r} is not valid; pass a float in (0, 1), e.g. 0.95")
+    mean = float(v.mean())
+    half = float(stats.t.ppf((1 + level) / 2, len(v) - 1) * v.std(ddof=1) / math.sqrt(len(v)))
+    return Interval(mean, mean - half, mean + half)
+
+
+def bootstrap_ci(
+    data: ArrayLike | tuple[ArrayLike, ...],
+    fn: Callable[..., float] = np.mean,
+    *,
+    n_boot: int = 1000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> Interval:
+    """Percentile bootstrap interval of ``fn`` over test samples, for one-seed numbers
+    such as an AUC on a test set.
+
+    ``data`` is one array, or a tuple of arrays resampled jointly along their first axis
+    (e.g. ``(y_true, y_score)`` with ``fn=roc_auc``), so pairs stay pairs. Written out rather
+    than using ``scipy.stats.bootstrap``, whose paired mode does not keep 2-D samples (such as
+    multi-label scores) row-aligned.
+    """
+    arrays = tuple(_np(d) for d in data) if isinstance(data, tuple) else (_np(data),)
+    n = len(arrays[0])
+    if any(len(a) != n for a in arrays):
+        raise ValueError(
+            f"bootstrap_ci: arrays have lengths {[len(a) for a in arrays]}; pass equal lengths"
+        )
+    if n < 2 or n_boot < 1:
+        raise ValueError(
+            f"bootstrap_ci needs n >= 2 samples and n_boot >= 1, got n={n}, n_boot={n_boot}"
+        )
+    if not 0 < level < 1:
+        raise ValueError(f"level={level!r} is not valid; pass a float in (0, 1), e.g. 0.95")
+    rng = np.random.default_rng(seed)
+    boots = np.empty(n_boot)
+    for i in range(n_boot):
+        idx = rng.integers(0, n, n)
+        boots[i] = fn(*(a[idx] for a in arrays))
+    bad = int((~np.isfinite(boots)).sum())
+    if bad:
+        raise ValueError(
+            f"fn was undefined (non-finite) on {bad} of {n_boot} resamples, e.g. an AUC of a resample "
+            f"with one class; bootstrap a larger test set than n={n}"
+        )
+    low, high = np.quantile(boots, [(1 - level) / 2, (1 + level) / 2])
+    return Interval(float(fn(*arrays)), float(low), float(high))
+
+
+class PairedDifference(NamedTuple):
+    """``a - b`` per seed: mean, t interval, and whether the claim "a is better" holds."""
+
+    mean: float
+    low: float
+    high: float
+    n: int
+    every_seed: bool
+    holds: bool
+
+
+def paired_difference(
+    a_per_seed: ArrayLike,
+    b_per_seed: ArrayLike,
+    *,
+    higher_is_better: bool = True,
+    level: float = 0.95,
+) -> PairedDifference:
+    """Compare two methods run on the same seeds. Pairing removes the seed-to-seed variance that
+    both share, so it detects smaller effects than comparing two separate intervals.
+
+    ``every_seed``: each seed's difference goes the claimed way (strictly). ``holds``: that, and
+    the interval excludes zero on the claimed side.
+    """
+    a, b = _np(a_per_seed).astype(np.float64).ravel(), _np(b_per_seed).astype(np.float64).ravel()
+    _same_length("paired_difference", a, b)
+    diff = a - b
+    mean, low, high = mean_ci(diff, level)
+    every = bool(np.all(diff > 0)) if higher_is_better else bool(np.all(diff < 0))
+    excludes_zero = low > 0 if higher_is_better else high < 0
+    return PairedDifference(mean, low, high, len(diff), every, every and excludes_zero)
+
+
+def claim_holds(
+    a_per_seed: ArrayLike,
+    b_per_seed: ArrayLike,
+    *,
+    higher_is_better: bool = True,
+    level: float = 0.95,
+) -> bool:
+    """The project's rule for "A beats B": every seed goes the claimed way and the interval of
+    the paired difference excludes zero."""
+    return paired_difference(
+        a_per_seed, b_per_seed, higher_is_better=higher_is_better, level=level
+    ).holds
+
+
+# ----------------------------------------------------------------------------- records
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One headline number. ``ci`` is the (low, high) interval at ``ci_level`` when the number
+    comes from several seeds (``ci_method="t"``) or a bootstrap (``"bootstrap"``)."""
+
+    name: str
+    value: float
+    ci: tuple[float, float] | None = None
+    n: int | None = None
+    seeds: tuple[int, ...] = ()
+    values: tuple[float, ...] = ()
+    ci_method: str | None = None
+    ci_level: float | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_seeds(
+        cls, name: str, values: ArrayLike, seeds: Sequence[int], level: float = 0.95
+    ) -> Metric:
+        """Mean over seeds with its t interval; the per-seed values are kept for claim checks."""
+        v = [float(x) for x in _np(values).ravel()]
+        if len(v) != len(seeds):
+            raise ValueError(
+                f"Metric {name!r}: {len(v)} values but {len(seeds)} seeds; pass one value per seed"
+            )
+        iv = mean_ci(v, level)
+        return cls(
+            name,
+            iv.value,
+            ci=(iv.low, iv.high),
+            n=len(v),
+            seeds=tuple(int(s) for s in seeds),
+            values=tuple(v),
+            ci_method="t",
+            ci_level=level,
+        )
+
+    @classmethod
+    def from_bootstrap(
+        cls,
+        name: str,
+        data: ArrayLike | tuple[ArrayLike, ...],
+        fn: Callable[..., float] = np.mean,
+        *,
+        seed: int,
+        n_boot: int = 1000,
+        level: float = 0.95,
+    ) -> Metric:
+        """``fn`` on the test set of the model trained with ``seed``, with a bootstrap interval
+        (``seed`` also seeds the resampling, so the record is reproducible)."""
+        iv = bootstrap_ci(data, fn, n_boot=n_boot, level=level, seed=seed)
+        n = len(_np(data[0] if isinstance(data, tuple) else data))
+        return cls(
+            name,
+            iv.value,
+            ci=(iv.low, iv.high),
+            n=n,
+            seeds=(seed,),
+            ci_method="bootstrap",
+            ci_level=level,
+        )
+
+
+@functools.lru_cache(maxsize=1)
+def git_revision() -> str:
+    """The commit of the facekit checkout (``-dirty`` when it has uncommitted changes), or
+    ``"unknown"`` when facekit is not installed from a git checkout."""
+    cwd = Path(facekit.__file__).resolve().parent
+
+    def git(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=10)
+
+    try:
+        rev = git("rev-parse", "HEAD")
+        if rev.returncode != 0:
+            return "unknown"
+        dirty = git("status", "--porcelain", "--untracked-files=no").stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    return rev.stdout.strip() + ("-dirty" if dirty else "")
+
+
+def _entry(
+    m: Metric, seeds: Sequence[int], profile: str, chash: str | None, now: str
+) -> dict[str, Any]:
+    if not isinstance(m.name, str) or not m.name.strip():
+        raise ValueError(f"metric name {m.name!r} is not valid; pass a non-empty string")
+    numbers = [m.value, *(m.ci or ()), *m.values]
+    if not all(isinstance(x, int | float) and math.isfinite(x) for x in numbers):
+        raise ValueError(
+            f"metric {m.name!r} has a non-finite or non-numeric value {numbers}; records hold finite floats"
+        )
+    return {
+        "name": m.name,
+        "value": float(m.value),
+        "ci": [float(m.ci[0]), float(m.ci[1])] if m.ci is not None else None,
+        "ci_level": m.ci_level,
+        "ci_method": m.ci_method,
+        "n": m.n,
+        "seeds": list(m.seeds or seeds),
+        "values": list(m.values),
+        "extra": dict(m.extra),
+        "profile": profile,
+        "config_hash": chash,
+        "version": facekit.__version__,
+        "git_rev": git_revision(),
+        "time": now,
+    }
+
+
+def record(
+    notebook: str,
+    metrics: Sequence[Metric] | Mapping[str, float | Metric],
+    *,
+    profile: str | None = None,
+    config: Any = None,
+    seeds: Sequence[int] = (),
+) -> Path:
+    """Write ``metrics`` into ``results/<profile>/<notebook>.json`` and return its path.
+
+    Metrics replace earlier ones of the same name and leave the others in place, so a notebook
+    can record in several cells. ``config`` is hashed (:func:`facekit.config.config_hash`) so a
+    reader can tell which settings produced the number; ``seeds`` is the default for metrics
+    that do not carry their own. The file is replaced atomically.
+    """
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.\-]*", notebook):
+        raise ValueError(
+            f"notebook={notebook!r} is not valid; use the notebook's file stem, e.g. '03_comface'"
+        )
+    profile = get_profile(profile)
+    if isinstance(metrics, Mapping):
+        items = []
+        for name, m in metrics.items():
+            if isinstance(m, Metric) and m.name != name:
+                raise ValueError(
+                    f"metrics[{name!r}] is a Metric named {m.name!r}; use the same name"
+                )
+            items.append(m if isinstance(m, Metric) else Metric(name, m))
+    else:
+        items = list(metrics)
+    now = datetime.now(UTC).isoformat(timespec="seconds")
+    chash = config_hash(config) if config is not None else None
+    new = {m.name: _entry(m, seeds, profile, chash, now) for m in items}
+    path = results_dir(profile) / f"{notebook}.json"
+    old = _read(path)["metrics"] if path.exists() else {}
+    doc = {"notebook": notebook, "profile": profile, "metrics": {**old, **new}}
+    atomic_write(path, json.dumps(doc, indent=2, sort_keys=True) + "\n")
+    return path
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        doc = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(
+            f"{path} is not valid JSON ({err}); records are written only by facekit.metrics.record"
+        ) from err
+    if not isinstance(doc, dict) or not isinstance(doc.get("metrics"), dict):
+        raise ValueError(
+            f"{path} has no 'metrics' object; records are written only by facekit.metrics.record"
+        )
+    return doc
+
+
+def load_records(profile: str | None = None) -> dict[str, dict[str, dict[str, Any]]]:
+    """All records of a profile: ``{notebook: {metric name: entry}}`` (empty when none yet)."""
+    folder = results_dir(profile)
+    return {p.stem: _read(p)["metrics"] for p in sorted(folder.glob("*.json"))}
+
+
+# --------------------------------------------------------------------- regression / ranking
+
+
+def mae(y_true: ArrayLike, y_pred: ArrayLike) -> float:
+    """Mean absolute error, in the target's own units (e.g. years of age difference), which is
+    what ComFace reports for change estimation."""
+    return float(skm.mean_absolute_error(_np(y_true), _np(y_pred)))
+
+
+def spearman(x: ArrayLike, y: ArrayLike) -> float:
+    """Spearman rank correlation: does the model order changes correctly, whatever its scale?
+    (Representations are compared before any calibration.)"""
+    a, b = _np(x).ravel(), _np(y).ravel()
+    _same_length("spearman", a, b)
+    return float(stats.spearmanr(a, b).statistic)
+
+
+# ------------------------------------------------------------------------ classification
+
+
+def roc_auc(y_true: ArrayLike, scores: ArrayLike) -> float:
+    """ROC-AUC, for face verification: ``y_true`` is 1 for same-person pairs, ``scores`` a
+    similarity. Threshold-free, so it rates the embedding rather than one operating point."""
+    return float(skm.roc_auc_score(_np(y_true).ravel(), _np(scores).ravel()))
+
+
+def _labels(y_pred: ArrayLike) -> np.ndarray:
+    p = _np(y_pred)
+    return p.argmax(axis=1) if p.ndim == 2 else p
+
+
+def accuracy(y_true: ArrayLike, y_pred: ArrayLike) -> float:
+    """Fraction correct. ``y_pred`` is labels, or (n, classes) scores (argmax is taken)."""
+    return float(skm.accuracy_score(_np(y_true), _labels(y_pred)))
+
+
+def macro_f1(y_true: ArrayLike, y_pred: ArrayLike) -> float:
+    """F1 averaged over classes with equal weight, so rare expressions count as much as common
+    ones (accuracy hides a classifier that ignores them). ``y_pred``: labels or scores."""
+    return float(skm.f1_score(_np(y_true), _labels(y_pred), average="macro", zero_division=0))
+
+
+def _multilabel(y_true: ArrayLike, scores: ArrayLike) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    y, s = _np(y_true).astype(int), _np(scores).astype(np.float64)
+    if y.ndim != 2 or y.shape != s.shape:
+        raise ValueError(
+            f"pass (samples, labels) arrays of the same shape, got {y.shape} and {s.shape}"
+        )
+    present = y.sum(axis=0) > 0
+    if not present.any():
+        raise ValueError("no label has a positive example; F1 is undefined")
+    return y, s, present
+
+
+def multilabel_f1(y_true: ArrayLike, scores: ArrayLike, threshold: float = 0.5) -> float:
+    """Mean per-label F1 at a fixed threshold: the AU-detection protocol (FMAE-IAT).
+
+    ``scores`` are probabilities (apply a sigmoid to logits). Labels with no positive example
+    are left out: their F1 is undefined, and counting them as 0 or 1 would bias the mean.
+    """
+    y, s, present = _multilabel(y_true, scores)
+    per_label = skm.f1_score(y, (s >= threshold).astype(int), average=None, zero_division=0)
+    return float(per_label[present].mean())
+
+
+def optimistic_best_threshold_f1(y_true: ArrayLike, scores: ArrayLike) -> float:
+    """OPTIMISTIC mean per-label F1 with each label's threshold chosen on the evaluated data.
+
+    Some AU papers report this; it uses test labels to pick the threshold, so it overstates
+    what a deployed detector achieves. Report it only labelled as optimistic, beside
+    :func:`multilabel_f1` at a threshold fixed in advance.
+    """
+    y, s, present = _multilabel(y_true, scores)
+    best = []
+    for j in np.flatnonzero(present):
+        precision, recall, _ = skm.precision_recall_curve(y[:, j], s[:, j])
+        with np.errstate(invalid="ignore", divide="ignore"):
+            f1 = np.where(
+                precision + recall > 0, 2 * precision * recall / (precision + recall), 0.0
+            )
+        best.append(f1.max())
+    return float(np.mean(best))
+
+
+# -------------------------------------------------------------------------------- images
+
+
+def _image_pair(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    if (
+        not (isinstance(x, torch.Tensor) and isinstance(y, torch.Tensor))
+        or x.ndim != 4
+        or x.shape != y.shape
+    ):
+        shapes = [
+            tuple(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__ for t in (x, y)
+        ]
+        raise ValueError(f"pass two N x C x H x W tensors of the same shape, got {shapes}")
+    dtype = torch.promote_types(x.dtype, torch.float32)
+    return x.to(dtype), y.to(dtype)
+
+
+def psnr(pred: torch.Tensor, target: torch.Tensor, data_range: float = 1.0) -> float:
+    """Peak signal-to-noise ratio in dB, averaged over images (per-image PSNR, then mean, so
+    one perfect image does not dominate). ``inf`` when every image is identical."""
+    p, t = _image_pair(pred, target)
+    mse = (p - t).pow(2).flatten(1).mean(1)
+    return float((10 * torch.log10(data_range**2 / mse)).mean())
+
+
+def _gaussian(window_size: int, sigma: float, like: torch.Tensor) -> torch.Tensor:
+    coords = torch.arange(window_size, dtype=like.dtype, device=like.device) - (window_size - 1) / 2
+    g = torch.exp(-(coords**2) / (2 * sigma**2))
+    return g / g.sum()
+
+
+def ssim(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    data_range: float = 1.0,
+    window_size: int = 11,
+    sigma: float = 1.5,
+) -> float:
+    """Structural similarity (Wang et al. 2004) with an 11-tap Gaussian window, averaged over
+    the valid region, channels and images. Scores structure rather than pixel error, so it
+    tracks perceived reconstruction quality better than PSNR. Inputs: N x C x H x W in
+    ``[0, data_range]``; matches ``skimage.metrics.structural_similarity(gaussian_weights=True)``.
+    """
+    a, b = _image_pair(x, y)
+    n, c, h, w = a.shape
+    if min(h, w) < window_size:
+        raise ValueError(
+            f"images are {h}x{w}; SSIM needs at least {window_size}x{window_size} (or a smaller window_size)"
+        )
+    g = _gaussian(window_size, sigma, a)
+    kh, kw = g.view(1, 1, -1, 1).repeat(c, 1, 1, 1), g.view(1, 1, 1, -1).repeat(c, 1, 1, 1)
+
+    def blur(t: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(F.conv2d(t, kh, groups=c), kw, groups=c)
+
+    mu_a, mu_b = blur(a), blur(b)
+    var_a = blur(a * a) - mu_a**2
+    var_b = blur(b * b) - mu_b**2
+    cov = blur(a * b) - mu_a * mu_b
+    c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
+    score = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / (
+        (mu_a**2 + mu_b**2 + c1) * (var_a + var_b + c2)
+    )
+    return float(score.mean())
+
+
+# ------------------------------------------------------------------------------ features
+
+
+def frechet_distance(features_a: ArrayLike, features_b: ArrayLike) -> float:
+    """Fréchet distance between Gaussians fitted to two feature sets (n x d each), the
+    statistic behind FID: ``|mu_a - mu_b|^2 + Tr(S_a + S_b - 2 (S_a S_b)^(1/2))``.
+
+    It compares whole distributions (mean and spread), so it penalises a generator that
+    collapses onto a few good faces. The matrix square root's trace is taken from the
+    eigenvalues of the symmetric ``S_a^(1/2) S_b S_a^(1/2)``, which stays real and stable
+    where ``scipy.linalg.sqrtm`` of the non-symmetric product can return complex noise.
+    Biased for small n: compare sets of equal size.
+    """
+    a, b = _np(features_a).astype(np.float64), _np(features_b).astype(np.float64)
+    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1] or min(len(a), len(b)) < 2:
+        raise ValueError(
+            f"pass two (n >= 2, d) feature arrays with the same d, got {a.shape} and {b.shape}"
+        )
+    mu = a.mean(0) - b.mean(0)
+    cov_a, cov_b = np.atleast_2d(np.cov(a, rowvar=False)), np.atleast_2d(np.cov(b, rowvar=False))
+    evals, evecs = np.linalg.eigh(cov_a)
+    root_a = (evecs * np.sqrt(evals.clip(min=0))) @ evecs.T
+    cross = np.linalg.eigvalsh(root_a @ cov_b @ root_a).clip(min=0)
+    return float(mu @ mu + np.trace(cov_a) + np.trace(cov_b) - 2 * np.sqrt(cross).sum())
