@@ -272,6 +272,9 @@ def render_procedural(params: FaceParams, size: int = 64) -> Tensor:
     base_u, base_v, base_w = U * ia, V * ib, W * ic
     U, V = U / FEAT, V / FEAT
     pw = pw / FEAT
+    # Every feature is bilaterally symmetric, so it is evaluated once on the mirrored
+    # coordinate |U| (half the work); horizontal gradients take the sign of U back.
+    Ua = U.abs()
 
     # ---- height field: bumps and grooves, as analytic gradients -------------------------
     gu = torch.zeros_like(U)
@@ -283,51 +286,47 @@ def render_procedural(params: FaceParams, size: int = 64) -> Tensor:
         gv = gv + g[1]
 
     # nose bridge and tip
-    add(_gauss_bump(U, V, 0.0, L.ny - 0.005, 0.030, 0.030, 0.028))
-    add(_gauss_bump(U, V, 0.0, (L.ey + L.ny) * 0.5, 0.018, 0.07, 0.012))
+    add(_gauss_bump(Ua, V, 0.0, L.ny - 0.005, 0.030, 0.030, 0.028))
+    add(_gauss_bump(Ua, V, 0.0, (L.ey + L.ny) * 0.5, 0.018, 0.07, 0.012))
     # nostril wings
-    for s in (-1.0, 1.0):
-        add(_gauss_bump(U, V, s * L.nw, L.ny + 0.008, 0.014, 0.012, 0.008))
+    add(_gauss_bump(Ua, V, L.nw, L.ny + 0.008, 0.014, 0.012, 0.008))
     # eye sockets (hollows), cheeks (raised by AU6 and weight), brow ridge
-    for s in (-1.0, 1.0):
-        add(_gauss_bump(U, V, s * L.ex, L.ey, 0.06, 0.045, -0.012))
-        add(_gauss_bump(U, V, s * 0.19, 0.07 - 0.03 * a["AU6"] + 0.02 * L.sag, 0.08, 0.06,
-                        0.010 + 0.012 * a["AU6"] + 0.01 * L.wn.clamp_min(0)))
-        add(_gauss_bump(U, V, s * L.ex, L.ey - 0.07, 0.07, 0.02, 0.006))
-        # under-eye bags with age
-        add(_gauss_bump(U, V, s * L.ex, L.ey + 0.045, 0.04, 0.012, 0.004 * L.wrinkle))
-        # dimples (AU14)
-        add(_gauss_bump(U, V, s * (L.mw + 0.02), L.my + L.m_corner, 0.012, 0.012, -0.006 * a["AU14"]))
-        # nasolabial fold: a groove from the nose wing to past the mouth corner
-        fu0, fv0 = s * (L.nw + 0.02), L.ny
-        fu1, fv1 = s * (L.mw + 0.025), L.my + L.m_corner + 0.03
-        du_, dv_ = fu1 - fu0, fv1 - fv0
-        seg = (((U - fu0) * du_ + (V - fv0) * dv_) / (du_ * du_ + dv_ * dv_)).clamp(0, 1)
-        cu, cv = fu0 + seg * du_, fv0 + seg * dv_
-        depth = 0.004 + 0.010 * L.wrinkle + 0.008 * a["AU12"] + 0.006 * a["AU10"] + 0.004 * L.wn.clamp_min(0)
-        add(_gauss_bump(U, V, cu, cv, 0.010, 0.010, -depth))
+    add(_gauss_bump(Ua, V, L.ex, L.ey, 0.06, 0.045, -0.012))
+    add(_gauss_bump(Ua, V, 0.19, 0.07 - 0.03 * a["AU6"] + 0.02 * L.sag, 0.08, 0.06,
+                    0.010 + 0.012 * a["AU6"] + 0.01 * L.wn.clamp_min(0)))
+    add(_gauss_bump(Ua, V, L.ex, L.ey - 0.07, 0.07, 0.02, 0.006))
+    # under-eye bags with age
+    add(_gauss_bump(Ua, V, L.ex, L.ey + 0.045, 0.04, 0.012, 0.004 * L.wrinkle))
+    # dimples (AU14)
+    add(_gauss_bump(Ua, V, L.mw + 0.02, L.my + L.m_corner, 0.012, 0.012, -0.006 * a["AU14"]))
+    # nasolabial fold: a groove from the nose wing to past the mouth corner
+    fu0, fv0 = L.nw + 0.02, L.ny
+    fu1, fv1 = L.mw + 0.025, L.my + L.m_corner + 0.03
+    du_, dv_ = fu1 - fu0, fv1 - fv0
+    seg = (((Ua - fu0) * du_ + (V - fv0) * dv_) / (du_ * du_ + dv_ * dv_)).clamp(0, 1)
+    cu, cv = fu0 + seg * du_, fv0 + seg * dv_
+    depth = 0.004 + 0.010 * L.wrinkle + 0.008 * a["AU12"] + 0.006 * a["AU10"] + 0.004 * L.wn.clamp_min(0)
+    add(_gauss_bump(Ua, V, cu, cv, 0.010, 0.010, -depth))
     # chin, and the chin-raiser bulge (AU17)
     chin_v = L.chin * L.eb * 0.86
-    add(_gauss_bump(U, V, 0.0, chin_v, 0.07, 0.04, 0.010 + 0.008 * a["AU17"]))
+    add(_gauss_bump(Ua, V, 0.0, chin_v, 0.07, 0.04, 0.010 + 0.008 * a["AU17"]))
     # jowls with age and weight
-    for s in (-1.0, 1.0):
-        add(_gauss_bump(U, V, s * L.jaw * L.ea * 0.85, chin_v - 0.06, 0.05, 0.05, 0.006 * L.sag + 0.006 * L.wn.clamp_min(0)))
+    add(_gauss_bump(Ua, V, L.jaw * L.ea * 0.85, chin_v - 0.06, 0.05, 0.05, 0.006 * L.sag + 0.006 * L.wn.clamp_min(0)))
     # wrinkles: sinusoidal grooves inside soft windows
-    fore = _band(V, L.hairline * L.eb + 0.03, L.by - 0.045, 0.02) * _band(U, -0.22, 0.22, 0.05)
+    fore = _band(V, L.hairline * L.eb + 0.03, L.by - 0.045, 0.02) * _band(Ua, -0.22, 0.22, 0.05)
     fore_amp = 0.0012 * L.wrinkle + 0.0016 * torch.maximum(a["AU1"], a["AU2"])
     gv = gv + fore * fore_amp * (2 * math.pi / 0.03) * torch.cos(2 * math.pi * V / 0.03)
-    glab = _band(U, -0.03, 0.03, 0.01) * _band(V, L.by - 0.03, L.ey - 0.01, 0.01)
-    gu = gu + glab * 0.0015 * (a["AU4"] + 0.3 * L.wrinkle) * (2 * math.pi / 0.02) * torch.cos(2 * math.pi * U / 0.02)
-    nose_w = _band(U, -0.035, 0.035, 0.01) * _band(V, L.ey - 0.005, L.ey + 0.055, 0.01)
+    glab = _band(Ua, -0.03, 0.03, 0.01) * _band(V, L.by - 0.03, L.ey - 0.01, 0.01)
+    gu = gu + glab * 0.0015 * (a["AU4"] + 0.3 * L.wrinkle) * (2 * math.pi / 0.02) * torch.cos(2 * math.pi * Ua / 0.02)
+    nose_w = _band(Ua, -0.035, 0.035, 0.01) * _band(V, L.ey - 0.005, L.ey + 0.055, 0.01)
     gv = gv + nose_w * 0.0012 * a["AU9"] * (2 * math.pi / 0.016) * torch.cos(2 * math.pi * V / 0.016)
-    for s in (-1.0, 1.0):
-        crow = _band(s * U, L.ex + L.ew * 0.9, L.ex + L.ew + 0.045, 0.01) * _band(V, L.ey - 0.035, L.ey + 0.035, 0.01)
-        phase = 2 * math.pi * (V - 0.5 * (s * U - L.ex) * (V - L.ey) * 10) / 0.016
-        gv = gv + crow * (0.0008 * L.wrinkle + 0.0012 * a["AU6"]) * (2 * math.pi / 0.016) * torch.cos(phase)
+    crow = _band(Ua, L.ex + L.ew * 0.9, L.ex + L.ew + 0.045, 0.01) * _band(V, L.ey - 0.035, L.ey + 0.035, 0.01)
+    phase = 2 * math.pi * (V - 0.5 * (Ua - L.ex) * (V - L.ey) * 10) / 0.016
+    gv = gv + crow * (0.0008 * L.wrinkle + 0.0012 * a["AU6"]) * (2 * math.pi / 0.016) * torch.cos(phase)
 
     # ---- normals and shading -------------------------------------------------------------
     k = 1.0
-    nfu = base_u - k * gu
+    nfu = base_u - k * torch.sign(U) * gu
     nfv = base_v - k * gv
     nfw = base_w
     nn = torch.rsqrt(nfu * nfu + nfv * nfv + nfw * nfw + 1e-12)
@@ -344,19 +343,18 @@ def render_procedural(params: FaceParams, size: int = 64) -> Tensor:
     # ---- albedo on the face --------------------------------------------------------------
     col = L.skin.expand(n, 3, size, size)
     # cheeks flush a little, more with AU6
-    for s in (-1.0, 1.0):
-        blush = torch.exp((-((U - s * 0.17) / 0.06) ** 2 - ((V - 0.07 + 0.02 * a["AU6"]) / 0.05) ** 2).clamp_min(-60.0))
-        col = col * (1 - (0.06 * (1 + a["AU6"]) * blush).unsqueeze(1) * torch.tensor([0.0, 0.6, 0.7], device=dev).view(1, 3, 1, 1))
+    blush = torch.exp((-((Ua - 0.17) / 0.06) ** 2 - ((V - 0.07 + 0.02 * a["AU6"]) / 0.05) ** 2).clamp_min(-60.0))
+    col = col * (1 - (0.06 * (1 + a["AU6"]) * blush).unsqueeze(1) * torch.tensor([0.0, 0.6, 0.7], device=dev).view(1, 3, 1, 1))
 
     # mouth
-    sx = U / L.mw
+    sx = Ua / L.mw
     inside_x = (1 - sx * sx).clamp_min(0)
     shape = inside_x.sqrt()
     line = L.my + L.m_corner * sx * sx
     centre_w = (1 - (sx / 0.55) ** 2).clamp_min(0)
     top_open = line - L.lip_raise * centre_w  # AU10 lifts the upper lip in the centre
     gap = L.gap * inside_x ** 0.7
-    lip_top = top_open - L.lip_up * shape * (1 - 0.25 * torch.exp(-(U / 0.02).square().clamp_max(60.0)))
+    lip_top = top_open - L.lip_up * shape * (1 - 0.25 * torch.exp(-(Ua / 0.02).square().clamp_max(60.0)))
     lip_bot = line + gap + L.lip_lo * shape
     xcov = _smooth((sx.abs() - 1) * L.mw, pw)
     lips = _smooth(torch.maximum(lip_top - V, V - lip_bot), pw) * xcov
@@ -371,54 +369,47 @@ def render_procedural(params: FaceParams, size: int = 64) -> Tensor:
     col = col * (1 - 0.6 * seam.unsqueeze(1))
 
     # nostrils
-    for s in (-1.0, 1.0):
-        d = torch.sqrt(((U - s * L.nw * 0.55) / 0.012) ** 2 + ((V - L.ny - 0.012) / 0.007) ** 2) - 1
-        col = col * (1 - 0.55 * _smooth(d * 0.007, pw)).unsqueeze(1)
+    d = torch.sqrt(((Ua - L.nw * 0.55) / 0.012) ** 2 + ((V - L.ny - 0.012) / 0.007) ** 2) - 1
+    col = col * (1 - 0.55 * _smooth(d * 0.007, pw)).unsqueeze(1)
 
     # brows
-    for s in (-1.0, 1.0):
-        bs = (s * U - L.bx) / L.bw  # -1 inner, +1 outer
-        centre = L.by + L.b_in * (1 - bs) * 0.5 + L.b_out * (1 + bs) * 0.5 - L.b_arch * (1 - bs * bs)
-        thick = L.b_thick * (1.2 - 0.45 * (bs + 1) * 0.5)
-        bd = torch.maximum((V - centre).abs() - thick, (bs.abs() - 1) * L.bw)
-        brow = _smooth(bd, pw) * 0.9
-        col = _mix(col, L.brow_col.expand_as(col), brow.unsqueeze(1))
+    bs = (Ua - L.bx) / L.bw  # -1 inner, +1 outer
+    centre = L.by + L.b_in * (1 - bs) * 0.5 + L.b_out * (1 + bs) * 0.5 - L.b_arch * (1 - bs * bs)
+    thick = L.b_thick * (1.2 - 0.45 * (bs + 1) * 0.5)
+    bd = torch.maximum((V - centre).abs() - thick, (bs.abs() - 1) * L.bw)
+    brow = _smooth(bd, pw) * 0.9
+    col = _mix(col, L.brow_col.expand_as(col), brow.unsqueeze(1))
 
     # eyes
-    eye_light = torch.zeros_like(U)
-    for s in (-1.0, 1.0):
-        es = (s * U - L.ex) / L.ew  # -1 inner, +1 outer corner
-        ex2 = (1 - es * es).clamp_min(0)
-        mid = L.ey + L.tilt * -es
-        up = mid - L.eh_up * ex2 ** 0.8
-        lo = mid + L.eh_lo * ex2 ** 0.8
-        xin = _smooth((es.abs() - 1) * L.ew, pw)
-        eye = _smooth(torch.maximum(up - V, V - lo), pw * 0.7) * xin
-        d_iris = torch.sqrt((U - s * L.ex) ** 2 + (V - L.ey) ** 2)
-        iris = _smooth(d_iris - L.iris_r, pw)
-        pupil = _smooth(d_iris - L.iris_r * 0.42, pw)
-        sclera = torch.tensor([0.93, 0.92, 0.90], device=dev).view(1, 3, 1, 1)
-        e_col = _mix(sclera.expand_as(col), L.iris_col.expand_as(col), iris.unsqueeze(1))
-        e_col = e_col * (1 - 0.9 * pupil).unsqueeze(1)
-        col = _mix(col, e_col, eye.unsqueeze(1))
-        eye_light = torch.maximum(eye_light, eye)
-        # lash line on the upper lid (a closed eye shows only this)
-        lash = _smooth((V - up).abs() - 0.006, pw) * xin * (V < up + 0.004).float()
-        col = col * (1 - 0.7 * lash).unsqueeze(1)
-        # catch-light
-        glint = _smooth(torch.sqrt((U - s * L.ex - 0.01) ** 2 + (V - L.ey + 0.01) ** 2) - 0.006, pw) * eye
-        col = _mix(col, torch.ones_like(col), 0.8 * glint.unsqueeze(1))
+    es = (Ua - L.ex) / L.ew  # -1 inner, +1 outer corner
+    ex2 = (1 - es * es).clamp_min(0)
+    mid = L.ey + L.tilt * -es
+    up = mid - L.eh_up * ex2 ** 0.8
+    lo = mid + L.eh_lo * ex2 ** 0.8
+    xin = _smooth((es.abs() - 1) * L.ew, pw)
+    eye = _smooth(torch.maximum(up - V, V - lo), pw * 0.7) * xin
+    d_iris = torch.sqrt((Ua - L.ex) ** 2 + (V - L.ey) ** 2)
+    iris = _smooth(d_iris - L.iris_r, pw)
+    pupil = _smooth(d_iris - L.iris_r * 0.42, pw)
+    sclera = torch.tensor([0.93, 0.92, 0.90], device=dev).view(1, 3, 1, 1)
+    e_col = _mix(sclera.expand_as(col), L.iris_col.expand_as(col), iris.unsqueeze(1))
+    e_col = e_col * (1 - 0.9 * pupil).unsqueeze(1)
+    col = _mix(col, e_col, eye.unsqueeze(1))
+    eye_light = eye
+    # lash line on the upper lid (a closed eye shows only this)
+    lash = _smooth((V - up).abs() - 0.006, pw) * xin * (V < up + 0.004).float()
+    col = col * (1 - 0.7 * lash).unsqueeze(1)
+    # catch-light
+    glint = _smooth(torch.sqrt((Ua - L.ex - 0.01) ** 2 + (V - L.ey + 0.01) ** 2) - 0.006, pw) * eye
+    col = _mix(col, torch.ones_like(col), 0.8 * glint.unsqueeze(1))
 
     # glasses frames and lenses
-    g_cov = torch.zeros_like(U)
-    lens = torch.zeros_like(U)
-    for s in (-1.0, 1.0):
-        d = torch.sqrt(((U - s * L.ex) / 0.10) ** 2 + ((V - L.ey - 0.005) / 0.072) ** 2)
-        g_cov = torch.maximum(g_cov, _smooth(((d - 1).abs() - 0.09) * 0.08, pw))
-        lens = torch.maximum(lens, _smooth((d - 1) * 0.08, pw))
-        arm = _band(s * U, L.ex + 0.095, 0.60, 0.005) * _smooth((V - L.ey + 0.01).abs() - 0.008, pw)
-        g_cov = torch.maximum(g_cov, arm)
-    bridge = _band(U, -(L.ex - 0.095), L.ex - 0.095, 0.005) * _smooth((V - L.ey + 0.02).abs() - 0.007, pw)
+    d = torch.sqrt(((Ua - L.ex) / 0.10) ** 2 + ((V - L.ey - 0.005) / 0.072) ** 2)
+    g_cov = _smooth(((d - 1).abs() - 0.09) * 0.08, pw)
+    lens = _smooth((d - 1) * 0.08, pw)
+    arm = _band(Ua, L.ex + 0.095, 0.60, 0.005) * _smooth((V - L.ey + 0.01).abs() - 0.008, pw)
+    g_cov = torch.maximum(g_cov, arm)
+    bridge = _band(Ua, -(L.ex - 0.095), L.ex - 0.095, 0.005) * _smooth((V - L.ey + 0.02).abs() - 0.007, pw)
     g_cov = torch.maximum(g_cov, bridge) * L.glasses
     lens = lens * L.glasses
 
