@@ -30,13 +30,14 @@ assert len(_TRAIT) == ID_DIM
 MIN_SIZE, MAX_SIZE = 32, 256
 ZOOM = 1.3
 FEAT = 1.2
+CPU_CHUNK = 64
 
 Tensor = torch.Tensor
 
 
 def _smooth(d: Tensor, pw: float) -> Tensor:
     """Anti-aliased coverage of a signed distance ``d`` (negative inside), ~1 pixel wide."""
-    return (0.5 - d / pw).clamp(0.0, 1.0)
+    return (0.5 - d * (1.0 / pw)).clamp(0.0, 1.0)
 
 
 def _mix(a: Tensor, b: Tensor, t: Tensor) -> Tensor:
@@ -45,7 +46,8 @@ def _mix(a: Tensor, b: Tensor, t: Tensor) -> Tensor:
 
 def _band(x: Tensor, lo: float | Tensor, hi: float | Tensor, soft: float) -> Tensor:
     """1 inside [lo, hi], fading linearly over ``soft`` outside."""
-    return ((x - lo) / soft + 1).clamp(0, 1) * ((hi - x) / soft + 1).clamp(0, 1)
+    inv = 1.0 / soft
+    return ((x - lo) * inv + 1).clamp(0, 1) * ((hi - x) * inv + 1).clamp(0, 1)
 
 
 class _Layout:
@@ -180,10 +182,12 @@ def _matmul3(a: list[list[Tensor]], b: list[list[Tensor]]) -> list[list[Tensor]]
 def _gauss_bump(u: Tensor, v: Tensor, cu: Tensor | float, cv: Tensor | float, su: Tensor | float,
                 sv: Tensor | float, amp: Tensor | float) -> tuple[Tensor, Tensor]:
     """Gradient (dh/du, dh/dv) of ``amp * exp(-((u-cu)/su)^2 - ((v-cv)/sv)^2)``."""
-    du, dv = (u - cu) / su, (v - cv) / sv
+    isu, isv = 1.0 / su, 1.0 / sv
+    du, dv = (u - cu) * isu, (v - cv) * isv
     # clamped so far-away pixels never produce denormals, which are very slow on CPUs
     g = amp * torch.exp(-(du * du + dv * dv).clamp_max(60.0))
-    return -2 * g * du / su, -2 * g * dv / sv
+    g = -2 * g
+    return g * du * isu, g * dv * isv
 
 
 def render_procedural(params: FaceParams, size: int = 64) -> Tensor:
@@ -196,6 +200,9 @@ def render_procedural(params: FaceParams, size: int = 64) -> Tensor:
     n = len(params)
     if n == 0:
         return torch.zeros(0, 3, size, size, device=dev)
+    if dev.type == "cpu" and n > CPU_CHUNK:
+        # CPU: chunks keep the per-pixel intermediates in cache (about 1.4x faster)
+        return torch.cat([render_procedural(params[i:i + CPU_CHUNK], size) for i in range(0, n, CPU_CHUNK)])
     L = _Layout(params)
     a = L.au
     # ZOOM frames the head and shoulders; coordinates below are in the zoomed frame.
@@ -210,12 +217,12 @@ def render_procedural(params: FaceParams, size: int = 64) -> Tensor:
     px, py = x - L.cx, y - L.cy
     # long hair behind the head
     hl = L.hair_len
-    hair_back = _smooth((torch.sqrt((px / (L.ea * (1.16 + 0.12 * hl))) ** 2
-                                    + ((py - 0.25 * hl) / (L.eb * (0.98 + 0.45 * hl))) ** 2) - 1) * L.ea, pw)
+    hair_back = _smooth((torch.sqrt((px / (L.ea * (1.16 + 0.12 * hl))).square()
+                                    + ((py - 0.25 * hl) / (L.eb * (0.98 + 0.45 * hl))).square()) - 1) * L.ea, pw)
     hair_back = hair_back * (hl > 0.05).float() * ((py + 0.2) / 0.1).clamp(0, 1)
     img = _mix(img, L.hair_col * 0.75, hair_back.unsqueeze(1))
     # shoulders and neck
-    sh = _smooth((torch.sqrt((px / 0.95) ** 2 + ((y - 1.22) / 0.42) ** 2) - 1) * 0.42, pw)
+    sh = _smooth((torch.sqrt((px / 0.95).square() + ((y - 1.22) / 0.42).square()) - 1) * 0.42, pw)
     img = _mix(img, L.cloth * (1.0 - 0.25 * (y - 0.6)).unsqueeze(1), sh.unsqueeze(1))
     neck_w = 0.17 * (1 + 0.35 * L.wn)
     neck = _smooth(px.abs() - neck_w, pw) * ((y - 0.15) / pw).clamp(0, 1) * (1 - sh)
@@ -248,12 +255,12 @@ def render_procedural(params: FaceParams, size: int = 64) -> Tensor:
         epy = R[1][0] * ex_ + R[1][1] * ey_
         epz = R[2][0] * ex_ + R[2][1] * ey_
         vis = (epz / L.ea + 0.45).clamp(0, 1)
-        d = torch.sqrt(((px - epx) / (0.05 * L.ear)) ** 2 + ((py - epy) / (0.10 * L.ear)) ** 2) - 1
+        d = torch.sqrt(((px - epx) / (0.05 * L.ear)).square() + ((py - epy) / (0.10 * L.ear)).square()) - 1
         ear = _smooth(d * 0.05, pw) * vis
         img = _mix(img, L.skin * (0.72 + 0.1 * side * L.light[0]).unsqueeze(1), ear.unsqueeze(1))
 
     # short-hair volume around the top of the skull
-    cap_d = torch.sqrt((px / (L.ea * 1.07)) ** 2 + ((py + 0.02) / (L.eb * 1.05)) ** 2) - 1
+    cap_d = torch.sqrt((px / (L.ea * 1.07)).square() + ((py + 0.02) / (L.eb * 1.05)).square()) - 1
     cap = _smooth(cap_d * L.ea, pw) * ((-(py - L.eb * (L.hairline + 0.25) * 0.9)) / 0.05).clamp(0, 1)
     cap = cap * (1 - head_cov)
 
@@ -261,7 +268,7 @@ def render_procedural(params: FaceParams, size: int = 64) -> Tensor:
     lower = (vn > 0).float()
     wx = 1 - (1 - L.jaw) * (vn.clamp(0, 1) / L.chin).clamp(0, 1) ** 1.6 * lower
     vy = L.chin * lower + 1.2 * (1 - lower)
-    face_d = torch.sqrt((un / wx) ** 2 + (vn / vy) ** 2) - 1
+    face_d = torch.sqrt((un / wx).square() + (vn / vy).square()) - 1
     face = _smooth(face_d * L.ea, pw) * (W > -0.2 * L.ec).float()
     hairline = L.hairline + 0.22 * un * un + L.fringe * 0.3 * (1 - un.abs() * 1.6).clamp(0, 1) + 0.015 * torch.sin(un * 25) * L.fringe
     hair_side = ((un.abs() - 0.90) / 0.04).clamp(0, 1) * ((0.1 + 0.3 * hl - vn) / 0.05).clamp(0, 1)
@@ -338,12 +345,13 @@ def render_procedural(params: FaceParams, size: int = 64) -> Tensor:
     ndh = (nx * L.half[0] + ny * L.half[1] + nz * L.half[2]).clamp_min(0)
     ambient = 0.32 + 0.08 * (-ny).clamp_min(0) + 0.05 * nz
     diffuse = ambient + 0.72 * L.light_strength * ndl
-    spec = L.light_strength * ndh ** 20
+    n4 = ndh.square().square()
+    spec = L.light_strength * n4.square().square() * n4  # ndh ** 20, by squaring
 
     # ---- albedo on the face --------------------------------------------------------------
     col = L.skin.expand(n, 3, size, size)
     # cheeks flush a little, more with AU6
-    blush = torch.exp((-((Ua - 0.17) / 0.06) ** 2 - ((V - 0.07 + 0.02 * a["AU6"]) / 0.05) ** 2).clamp_min(-60.0))
+    blush = torch.exp((-((Ua - 0.17) / 0.06).square() - ((V - 0.07 + 0.02 * a["AU6"]) / 0.05).square()).clamp_min(-60.0))
     col = col * (1 - (0.06 * (1 + a["AU6"]) * blush).unsqueeze(1) * torch.tensor([0.0, 0.6, 0.7], device=dev).view(1, 3, 1, 1))
 
     # mouth
@@ -351,7 +359,7 @@ def render_procedural(params: FaceParams, size: int = 64) -> Tensor:
     inside_x = (1 - sx * sx).clamp_min(0)
     shape = inside_x.sqrt()
     line = L.my + L.m_corner * sx * sx
-    centre_w = (1 - (sx / 0.55) ** 2).clamp_min(0)
+    centre_w = (1 - (sx / 0.55).square()).clamp_min(0)
     top_open = line - L.lip_raise * centre_w  # AU10 lifts the upper lip in the centre
     gap = L.gap * inside_x ** 0.7
     lip_top = top_open - L.lip_up * shape * (1 - 0.25 * torch.exp(-(Ua / 0.02).square().clamp_max(60.0)))
@@ -369,7 +377,7 @@ def render_procedural(params: FaceParams, size: int = 64) -> Tensor:
     col = col * (1 - 0.6 * seam.unsqueeze(1))
 
     # nostrils
-    d = torch.sqrt(((Ua - L.nw * 0.55) / 0.012) ** 2 + ((V - L.ny - 0.012) / 0.007) ** 2) - 1
+    d = torch.sqrt(((Ua - L.nw * 0.55) / 0.012).square() + ((V - L.ny - 0.012) / 0.007).square()) - 1
     col = col * (1 - 0.55 * _smooth(d * 0.007, pw)).unsqueeze(1)
 
     # brows
@@ -388,7 +396,7 @@ def render_procedural(params: FaceParams, size: int = 64) -> Tensor:
     lo = mid + L.eh_lo * ex2 ** 0.8
     xin = _smooth((es.abs() - 1) * L.ew, pw)
     eye = _smooth(torch.maximum(up - V, V - lo), pw * 0.7) * xin
-    d_iris = torch.sqrt((Ua - L.ex) ** 2 + (V - L.ey) ** 2)
+    d_iris = torch.sqrt((Ua - L.ex).square() + (V - L.ey).square())
     iris = _smooth(d_iris - L.iris_r, pw)
     pupil = _smooth(d_iris - L.iris_r * 0.42, pw)
     sclera = torch.tensor([0.93, 0.92, 0.90], device=dev).view(1, 3, 1, 1)
@@ -400,29 +408,32 @@ def render_procedural(params: FaceParams, size: int = 64) -> Tensor:
     lash = _smooth((V - up).abs() - 0.006, pw) * xin * (V < up + 0.004).float()
     col = col * (1 - 0.7 * lash).unsqueeze(1)
     # catch-light
-    glint = _smooth(torch.sqrt((Ua - L.ex - 0.01) ** 2 + (V - L.ey + 0.01) ** 2) - 0.006, pw) * eye
+    glint = _smooth(torch.sqrt((Ua - L.ex - 0.01).square() + (V - L.ey + 0.01).square()) - 0.006, pw) * eye
     col = _mix(col, torch.ones_like(col), 0.8 * glint.unsqueeze(1))
 
-    # glasses frames and lenses
-    d = torch.sqrt(((Ua - L.ex) / 0.10) ** 2 + ((V - L.ey - 0.005) / 0.072) ** 2)
-    g_cov = _smooth(((d - 1).abs() - 0.09) * 0.08, pw)
-    lens = _smooth((d - 1) * 0.08, pw)
-    arm = _band(Ua, L.ex + 0.095, 0.60, 0.005) * _smooth((V - L.ey + 0.01).abs() - 0.008, pw)
-    g_cov = torch.maximum(g_cov, arm)
-    bridge = _band(Ua, -(L.ex - 0.095), L.ex - 0.095, 0.005) * _smooth((V - L.ey + 0.02).abs() - 0.007, pw)
-    g_cov = torch.maximum(g_cov, bridge) * L.glasses
-    lens = lens * L.glasses
+    # glasses frames and lenses, computed only for the faces that wear them
+    wearers = (L.glasses.view(-1) > 0).nonzero().view(-1)
+    if len(wearers):
+        ug, vg, exg, eyg = Ua[wearers], V[wearers], L.ex[wearers], L.ey[wearers]
+        d = torch.sqrt(((ug - exg) / 0.10).square() + ((vg - eyg - 0.005) / 0.072).square())
+        g_cov = _smooth(((d - 1).abs() - 0.09) * 0.08, pw)
+        lens = _smooth((d - 1) * 0.08, pw) * L.glasses[wearers]
+        arm = _band(ug, exg + 0.095, 0.60, 0.005) * _smooth((vg - eyg + 0.01).abs() - 0.008, pw)
+        bridge = _band(ug, -(exg - 0.095), exg - 0.095, 0.005) * _smooth((vg - eyg + 0.02).abs() - 0.007, pw)
+        g_cov = torch.maximum(torch.maximum(g_cov, arm), bridge) * L.glasses[wearers]
 
     # hair on the head
-    strand = 1 + 0.10 * torch.sin(U * 140 + 6 * torch.sin(V * 18))
+    strand = 1 + 0.10 * torch.sin(U * 140 + V * 40)
     hair_col = L.hair_col * strand.unsqueeze(1)
     col = _mix(col, hair_col, hair.unsqueeze(1))
     is_skin = (1 - hair) * (1 - eye_light)
     shaded = col * diffuse.unsqueeze(1) + (0.10 * is_skin + 0.25 * hair + 0.5 * eye_light).unsqueeze(1) * spec.unsqueeze(1)
-    # lenses reflect a little of the sky; frames are dark and glossy
-    shaded = _mix(shaded, torch.tensor([0.80, 0.86, 0.95], device=dev).view(1, 3, 1, 1).expand_as(shaded), 0.12 * lens.unsqueeze(1))
-    frame = torch.tensor([0.08, 0.07, 0.08], device=dev).view(1, 3, 1, 1) + 0.3 * spec.unsqueeze(1)
-    shaded = _mix(shaded, frame.expand_as(shaded), g_cov.unsqueeze(1))
+    if len(wearers):
+        # lenses reflect a little of the sky; frames are dark and glossy
+        sg = shaded[wearers]
+        sg = _mix(sg, torch.tensor([0.80, 0.86, 0.95], device=dev).view(1, 3, 1, 1).expand_as(sg), 0.12 * lens.unsqueeze(1))
+        frame = torch.tensor([0.08, 0.07, 0.08], device=dev).view(1, 3, 1, 1) + 0.3 * spec[wearers].unsqueeze(1)
+        shaded[wearers] = _mix(sg, frame.expand_as(sg), g_cov.unsqueeze(1))
 
     # ---- composite -------------------------------------------------------------------------
     img = _mix(img, L.hair_col * (0.55 + 0.35 * (-py).clamp(0, 1)).unsqueeze(1), cap.unsqueeze(1))
