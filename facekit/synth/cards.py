@@ -83,20 +83,35 @@ def describe(ds: _SyntheticDataset, sample: int = 2048) -> tuple[dict[str, np.nd
     return cols, "\n".join(lines)
 
 
-def write_card(name: str, out_dir: str | Path = "data_cards", overwrite: bool = False) -> tuple[Path, str]:
-    """Write one card; returns (path, status) with status 'written', 'unchanged' or 'exists'."""
+def _build(name: str) -> tuple[_SyntheticDataset, dict[str, np.ndarray], str]:
     if name not in CARD_DATASETS:
         raise KeyError(f"unknown data card {name!r}; valid cards are {list(CARD_DATASETS)}")
-    factory, purpose = CARD_DATASETS[name]
-    ds = factory()
+    ds = CARD_DATASETS[name][0]()
+    cols, split_table = describe(ds)
+    return ds, cols, split_table
+
+
+def card_markdown(name: str) -> str:
+    """A card's text: the committed ``data_cards/<name>.md`` in a source checkout, else
+    generated in memory (so notebooks show it wherever they run)."""
+    path = Path(facekit.__file__).resolve().parents[1] / "data_cards" / f"{name}.md"
+    if path.exists():
+        return path.read_text(encoding="utf-8")
+    ds, cols, split_table = _build(name)
+    au_cols = [k for k in cols if k in AU_FACS]
+    return card_text(name, CARD_DATASETS[name][1], ds, ds.config(), cols, au_cols, split_table, f"{name}.png")
+
+
+def write_card(name: str, out_dir: str | Path = "data_cards", overwrite: bool = False) -> tuple[Path, str]:
+    """Write one card; returns (path, status) with status 'written', 'unchanged' or 'exists'."""
     out = Path(out_dir)
     md_path, fig_path = out / f"{name}.md", out / f"{name}.png"
-    cols, split_table = describe(ds)
+    ds, cols, split_table = _build(name)
     cfg = ds.config()
 
     fig_cols = {k: v for k, v in cols.items() if k in ("age", "weight", "yaw", "light_azimuth", "intensity", "value_a", "delta")}
     au_cols = [k for k in cols if k in AU_FACS]
-    text = card_text(name, purpose, ds, cfg, cols, au_cols, split_table, fig_path.name)
+    text = card_text(name, CARD_DATASETS[name][1], ds, cfg, cols, au_cols, split_table, fig_path.name)
     if md_path.exists():
         if md_path.read_text(encoding="utf-8") == text and fig_path.exists():
             return md_path, "unchanged"
