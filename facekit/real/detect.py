@@ -1,0 +1,157 @@
+"""Face and eye detection with the Haar cascades that ship inside ``opencv-python-headless``.
+
+Haar cascades are old and miss tilted or profile faces, but they are bundled in the OpenCV
+wheel (no model download, which facekit never does at run time), run in milliseconds on a
+CPU, and are simple enough to explain in a lecture.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+import numpy as np
+
+FACE_CASCADE = "haarcascade_frontalface_default.xml"
+EYE_CASCADE = "haarcascade_eye.xml"
+DETECT_MAX_SIDE = 1024  # detection runs on a copy at most this big: Haar time grows with pixels
+
+
+@dataclass(frozen=True)
+class FaceBox:
+    """A face in pixel coordinates of the image it was found in (``x, y`` = top-left).
+
+    ``score`` is the number of overlapping cascade windows merged into this box (OpenCV's
+    ``numDetections``): more windows, more confident. Boxes are sorted largest first.
+    """
+
+    x: float
+    y: float
+    w: float
+    h: float
+    score: float = 0.0
+
+    @property
+    def center(self) -> tuple[float, float]:
+        return (self.x + self.w / 2, self.y + self.h / 2)
+
+
+def require_cv2() -> Any:
+    """Import OpenCV, or raise an ImportError that says which extra provides it."""
+    try:
+        import cv2
+    except ImportError as e:
+        raise ImportError(
+            "facekit.real needs OpenCV for face detection and alignment; install the `real` "
+            'extra: pip install -e ".[real]" (or pip install "opencv-python-headless<5")'
+        ) from e
+    return cv2
+
+
+@cache
+def _cascade(name: str) -> Any:
+    cv2 = require_cv2()
+    path = cv2.data.haarcascades + name
+    clf = cv2.CascadeClassifier(path)
+    if clf.empty():
+        raise ImportError(f"OpenCV has no bundled cascade {path!r}; install opencv-python-headless<5, whose wheel ships it")
+    return clf
+
+
+def to_gray_u8(image: np.ndarray) -> np.ndarray:
+    """float ``H x W x 3`` in [0, 1] -> histogram-equalised uint8 grey, the cascades' input.
+
+    Equalising makes dark or washed-out photos look like the cascades' training faces.
+    """
+    cv2 = require_cv2()
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"image shape {image.shape} is not valid; pass H x W x 3 (use facekit.real.load_images)")
+    u8 = np.clip(image * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    return cv2.equalizeHist(cv2.cvtColor(u8, cv2.COLOR_RGB2GRAY))
+
+
+def detect_faces(
+    image: np.ndarray,
+    min_neighbors: int = 5,
+    scale_factor: float = 1.1,
+    min_size: int = 24,
+    max_side: int = DETECT_MAX_SIDE,
+) -> list[FaceBox]:
+    """Frontal faces in a float ``H x W x 3`` image, largest first (in full-image pixels).
+
+    ``min_neighbors`` trades misses for false alarms (5 finds the one face in
+    ``skimage.data.astronaut()`` and none in the other skimage photos); faces narrower than
+    ``min_size`` pixels are not looked for. Detection runs on a copy shrunk to ``max_side``
+    on its longer side, where the cascade's smallest window is 24 px.
+    """
+    return faces_in_gray(to_gray_u8(image), min_neighbors, scale_factor, min_size, max_side)
+
+
+def faces_in_gray(gray: np.ndarray, min_neighbors: int = 5, scale_factor: float = 1.1, min_size: int = 24, max_side: int = DETECT_MAX_SIDE) -> list[FaceBox]:
+    """:func:`detect_faces` on a :func:`to_gray_u8` image (to share one conversion with eyes)."""
+    cv2 = require_cv2()
+    if min_neighbors < 0 or scale_factor <= 1.0 or min_size < 1 or max_side < min_size:
+        raise ValueError(
+            f"min_neighbors={min_neighbors}, scale_factor={scale_factor}, min_size={min_size}, max_side={max_side} "
+            "not valid; need min_neighbors >= 0, scale_factor > 1, min_size >= 1, max_side >= min_size"
+        )
+    h, w = gray.shape
+    k = min(1.0, max_side / max(h, w))
+    if k < 1.0:
+        gray = cv2.resize(gray, (round(w * k), round(h * k)), interpolation=cv2.INTER_AREA)
+    side = max(1, round(min_size * k))
+    rects, counts = _cascade(FACE_CASCADE).detectMultiScale2(
+        gray, scaleFactor=scale_factor, minNeighbors=min_neighbors, minSize=(side, side)
+    )
+    boxes = [FaceBox(float(x / k), float(y / k), float(bw / k), float(bh / k), float(n)) for (x, y, bw, bh), n in zip(rects, counts, strict=True)]
+    return sorted(boxes, key=lambda b: (-b.w * b.h, -b.score))
+
+
+def find_eyes(image: np.ndarray, box: FaceBox, max_roll: float = 25.0) -> tuple[tuple[float, float], tuple[float, float]] | None:
+    """The two eye centres inside ``box`` (image-left first), or ``None`` when no plausible pair.
+
+    The eye cascade also fires on nostrils, brows and glasses rims, so candidates are kept
+    only in the upper 60 % of the box, one on each side of its centre line, 25-65 % of the box
+    width apart, tilted at most ``max_roll`` degrees; among those the most symmetric pair wins.
+    """
+    return eyes_in_gray(to_gray_u8(image), box, max_roll)
+
+
+def eyes_in_gray(gray: np.ndarray, box: FaceBox, max_roll: float = 25.0) -> tuple[tuple[float, float], tuple[float, float]] | None:
+    """:func:`find_eyes` on a :func:`to_gray_u8` image."""
+    cv2 = require_cv2()
+    x0, y0 = max(0, int(box.x)), max(0, int(box.y))
+    x1, y1 = min(gray.shape[1], int(box.x + box.w)), min(gray.shape[0], int(box.y + 0.6 * box.h))
+    roi = gray[y0:y1, x0:x1]
+    w = box.w
+    if roi.size == 0 or w < 24:
+        return None
+    if w > 256:  # eyes need no more pixels than this; keeps the cascade fast on big faces
+        k = 256 / w
+        roi = cv2.resize(roi, (max(1, round(roi.shape[1] * k)), max(1, round(roi.shape[0] * k))), interpolation=cv2.INTER_AREA)
+    else:
+        k = 1.0
+    side = w * k
+    rects = _cascade(EYE_CASCADE).detectMultiScale(
+        roi, scaleFactor=1.1, minNeighbors=3, minSize=(max(6, int(side / 8)),) * 2, maxSize=(int(side / 2),) * 2
+    )
+    cands = [(x0 + (ex + ew / 2) / k, y0 + (ey + eh / 2) / k, ew / k) for ex, ey, ew, eh in rects]
+    mid = box.x + w / 2
+    best: tuple[float, tuple[float, float, float], tuple[float, float, float]] | None = None
+    for a, b in itertools.combinations(cands, 2):
+        left, right = (a, b) if a[0] < b[0] else (b, a)
+        if not left[0] < mid < right[0]:
+            continue
+        dist = math.hypot(right[0] - left[0], right[1] - left[1])
+        roll = math.degrees(math.atan2(right[1] - left[1], right[0] - left[0]))
+        if not 0.25 * w < dist < 0.65 * w or abs(roll) > max_roll:
+            continue
+        cost = abs(left[2] - right[2]) / max(left[2], right[2]) + abs(roll) / max_roll + abs((left[0] + right[0]) / 2 - mid) / w
+        if best is None or cost < best[0]:
+            best = (cost, left, right)
+    if best is None:
+        return None
+    return (best[1][0], best[1][1]), (best[2][0], best[2][1])
