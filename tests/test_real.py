@@ -12,6 +12,8 @@ from PIL import Image
 from facekit.real import STATUSES, align_faces, crop_face, image_files, load_images
 from facekit.real.load import MAX_SIDE
 
+NO_CV2 = "the `real` extra (opencv-python-headless) is not installed"
+
 
 def _face_like(w: int = 64, h: int = 48) -> np.ndarray:
     """A uint8 RGB image whose left half is red: orientation is visible in the pixels."""
@@ -103,6 +105,8 @@ def test_folders_are_sorted_recursive_and_skip_hidden(matrix, tmp_path):
     assert files == sorted(files) and all(".ipynb" not in str(f) for f in files)
     assert any(f.name == "ünï cödé 顔.png" for f in files) and not any(f.suffix == ".txt" for f in files)
     assert [r.source for r in load_images(d)] == [str(f) for f in files]
+    (tmp_path / "nothing").mkdir()
+    assert [r.status for r in load_images([tmp_path / "nothing", d / "rgb.png"])] == ["no_images", "ok"]
 
 
 def test_arrays_in_any_layout(tmp_path):
@@ -125,7 +129,7 @@ def astronaut():
 
 
 def test_haar_finds_the_astronaut_face_and_eyes(astronaut):
-    pytest.importorskip("cv2")
+    pytest.importorskip("cv2", reason=NO_CV2)
     from facekit.real import detect_faces, find_eyes
 
     faces = detect_faces(astronaut)
@@ -136,8 +140,19 @@ def test_haar_finds_the_astronaut_face_and_eyes(astronaut):
     assert lx < cx < rx and max(ly, ry) < cy and abs(ry - ly) < 8
 
 
+def test_dlib_detector_agrees_with_haar(astronaut):
+    pytest.importorskip("cv2", reason=NO_CV2)
+    pytest.importorskip("dlib", reason="the `real` extra (dlib-bin) is not installed")
+    from facekit.real import detect_faces
+
+    (face,) = detect_faces(astronaut, detector="dlib")
+    (haar,) = detect_faces(astronaut)
+    assert abs(face.center[0] - haar.center[0]) < 0.1 * haar.w and abs(face.center[1] - haar.center[1]) < 0.1 * haar.w
+    assert abs(face.w / haar.w - 1) < 0.1
+
+
 def test_crop_roll_levels_the_eyes():
-    pytest.importorskip("cv2")
+    pytest.importorskip("cv2", reason=NO_CV2)
     img = np.ones((200, 200, 3), np.float32)
     eyes = ((70, 90), (130, 110))  # right eye lower: a head tilted clockwise
     for x, y in eyes:
@@ -150,7 +165,7 @@ def test_crop_roll_levels_the_eyes():
 
 
 def test_align_reports_every_input_and_flags_fallbacks(astronaut, tmp_path):
-    pytest.importorskip("cv2")
+    pytest.importorskip("cv2", reason=NO_CV2)
     blank = np.full((80, 120, 3), 0.5, np.float32)
     x, recs = align_faces([astronaut, blank, tmp_path / "nope.jpg"], 64)
     assert x.shape == (1, 3, 64, 64) and x.dtype == torch.float32
@@ -167,13 +182,15 @@ def test_align_reports_every_input_and_flags_fallbacks(astronaut, tmp_path):
 
 
 def test_align_rejects_bad_arguments_by_name():
-    pytest.importorskip("cv2")
+    pytest.importorskip("cv2", reason=NO_CV2)
     with pytest.raises(ValueError, match="size=4"):
         align_faces([], 4)
     with pytest.raises(ValueError, match="fallback='middle'"):
         align_faces([], 64, fallback="middle")
     with pytest.raises(ValueError, match="detect=False"):
         align_faces([], 64, detect=False)
+    with pytest.raises(ValueError, match="detector='mtcnn'"):
+        align_faces([], 64, detector="mtcnn")
 
 
 def test_missing_opencv_names_the_extra(monkeypatch):
@@ -185,7 +202,7 @@ def test_missing_opencv_names_the_extra(monkeypatch):
 
 
 def test_orl_folder_order_and_fallback_on_a_fake_set(tmp_path, monkeypatch):
-    pytest.importorskip("cv2")
+    pytest.importorskip("cv2", reason=NO_CV2)
     from facekit.real import ORL_BOX, load_orl
 
     rng = np.random.default_rng(0)
@@ -211,7 +228,7 @@ def test_orl_absent_names_where_it_looked(tmp_path, monkeypatch):
 
 @pytest.fixture(scope="module")
 def orl64():
-    pytest.importorskip("cv2")
+    pytest.importorskip("cv2", reason=NO_CV2)
     from facekit.real import load_orl, orl_dir
 
     try:

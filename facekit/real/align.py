@@ -14,7 +14,15 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from facekit.real.detect import FaceBox, eyes_in_gray, faces_in_gray, require_cv2, to_gray_u8
+from facekit.real.detect import (
+    DETECTORS,
+    FaceBox,
+    eyes_in_gray,
+    faces_in_gray,
+    require_cv2,
+    require_dlib,
+    to_gray_u8,
+)
 from facekit.real.load import MAX_SIDE, Source, iter_images
 
 # Measured on the 362 ORL faces the cascade finds, 209 with both eyes found: the eye midpoint
@@ -100,6 +108,7 @@ def align_faces(
     fallback: str | FaceBox | None = None,
     roll: bool = True,
     margin: float = MARGIN,
+    detector: str = "haar",
     min_neighbors: int = 5,
     min_face: int = 24,
     max_side: int = MAX_SIDE,
@@ -112,9 +121,13 @@ def align_faces(
     to crop instead: ``"center"`` (the central square of the photo, for already-cropped
     portraits) or a fixed :class:`FaceBox` (for a set whose photos share one framing, such as
     ORL); such rows are marked ``"fallback"``. ``detect=False`` uses the fallback for every photo.
-    ``min_neighbors`` and ``min_face`` (pixels) go to :func:`facekit.real.detect_faces`.
+    ``detector``, ``min_neighbors`` and ``min_face`` (pixels) go to :func:`facekit.real.detect_faces`.
     """
     require_cv2()
+    if detector not in DETECTORS:
+        raise ValueError(f"detector={detector!r} is not valid; choose one of {list(DETECTORS)}")
+    if detect and detector == "dlib":
+        require_dlib()  # fail before loading anything
     if not isinstance(size, int) or size < 8:
         raise ValueError(f"size={size!r} is not valid; pass an int >= 8 (models use 64 or 128)")
     if not (fallback is None or isinstance(fallback, FaceBox) or fallback in FALLBACKS):
@@ -133,11 +146,11 @@ def align_faces(
         h, w = img.shape[:2]
         rec = FaceRecord(item.source, "no_face", "", image_size=(w, h))
         gray = to_gray_u8(img)
-        faces = faces_in_gray(gray, min_neighbors=min_neighbors, min_size=min_face) if detect else []
+        faces = faces_in_gray(gray, detector, min_neighbors, min_size=min_face) if detect else []
         if faces:
             box = faces[0]
             rec.status, rec.crop, rec.box = "ok", "face", box
-            rec.reason = f"face {_box_str(box)}, score {box.score:.0f}"
+            rec.reason = f"face {_box_str(box)}, score {box.score:.3g}"
             if len(faces) > 1:
                 rec.reason += f"; {len(faces) - 1} smaller face(s) ignored"
             if roll:
@@ -148,7 +161,7 @@ def align_faces(
                     rec.reason += f"; eyes found, rotated {rec.roll:+.1f} deg"
             center, side = box.center, box.w * (1 + 2 * margin)
         else:
-            why = f"no frontal face of {min_face}+ px found by the Haar cascade" if detect else "detection off"
+            why = f"no frontal face of {min_face}+ px found by the {detector} detector" if detect else "detection off"
             if fallback is None:
                 rec.reason = f"{why}; pass fallback='center' to crop the middle of the photo instead"
                 records.append(rec)

@@ -1,8 +1,11 @@
-"""Face and eye detection with the Haar cascades that ship inside ``opencv-python-headless``.
+"""Face and eye detection with the Haar cascades that ship inside ``opencv-python-headless``,
+or dlib's HOG face detector (compiled into ``dlib-bin``) as a second opinion.
 
 Haar cascades are old and miss tilted or profile faces, but they are bundled in the OpenCV
 wheel (no model download, which facekit never does at run time), run in milliseconds on a
-CPU, and are simple enough to explain in a lecture.
+CPU, and are simple enough to explain in a lecture. dlib's HOG + linear SVM detector misses
+fewer faces (389 of the 400 ORL photos against the cascade's 349) and also needs no download,
+but dlib is an optional extra.
 """
 
 from __future__ import annotations
@@ -18,14 +21,19 @@ import numpy as np
 FACE_CASCADE = "haarcascade_frontalface_default.xml"
 EYE_CASCADE = "haarcascade_eye.xml"
 DETECT_MAX_SIDE = 1024  # detection runs on a copy at most this big: Haar time grows with pixels
+DETECTORS = ("haar", "dlib")
+# dlib's boxes are as wide as the cascade's but sit 0.085 widths lower (median over the 340 ORL
+# photos where both find the face); moved up by that, one margin frames both alike.
+DLIB_SHIFT = 0.085
+DLIB_THRESHOLD = 0.15  # dlib's default 0 lets through a patch on skimage's astronaut (score 0.10)
 
 
 @dataclass(frozen=True)
 class FaceBox:
     """A face in pixel coordinates of the image it was found in (``x, y`` = top-left).
 
-    ``score`` is the number of overlapping cascade windows merged into this box (OpenCV's
-    ``numDetections``): more windows, more confident. Boxes are sorted largest first.
+    ``score`` is, for the Haar cascade, the number of overlapping windows merged into this box
+    (OpenCV's ``numDetections``), for dlib the SVM margin: higher is more confident either way.
     """
 
     x: float
@@ -61,6 +69,22 @@ def _cascade(name: str) -> Any:
     return clf
 
 
+def require_dlib() -> Any:
+    """Import dlib, or raise an ImportError that says which extra provides it."""
+    try:
+        import dlib
+    except ImportError as e:
+        raise ImportError(
+            'this needs dlib; install the `real` extra: pip install -e ".[real]" (or pip install dlib-bin)'
+        ) from e
+    return dlib
+
+
+@cache
+def _hog() -> Any:
+    return require_dlib().get_frontal_face_detector()
+
+
 def to_gray_u8(image: np.ndarray) -> np.ndarray:
     """float ``H x W x 3`` in [0, 1] -> histogram-equalised uint8 grey, the cascades' input.
 
@@ -75,6 +99,7 @@ def to_gray_u8(image: np.ndarray) -> np.ndarray:
 
 def detect_faces(
     image: np.ndarray,
+    detector: str = "haar",
     min_neighbors: int = 5,
     scale_factor: float = 1.1,
     min_size: int = 24,
@@ -82,17 +107,28 @@ def detect_faces(
 ) -> list[FaceBox]:
     """Frontal faces in a float ``H x W x 3`` image, largest first (in full-image pixels).
 
-    ``min_neighbors`` trades misses for false alarms (5 finds the one face in
-    ``skimage.data.astronaut()`` and none in the other skimage photos); faces narrower than
-    ``min_size`` pixels are not looked for. Detection runs on a copy shrunk to ``max_side``
-    on its longer side, where the cascade's smallest window is 24 px.
+    ``detector`` is ``"haar"`` (OpenCV) or ``"dlib"`` (HOG; its boxes are moved to where the
+    cascade would put them, so crops look the same). For Haar, ``min_neighbors`` trades misses
+    for false alarms (5 finds the one face in ``skimage.data.astronaut()`` and none in the
+    other skimage photos) and ``scale_factor`` is the step between window sizes. Faces
+    narrower than ``min_size`` pixels are not kept. Detection runs on a copy shrunk to
+    ``max_side`` on its longer side, where Haar's smallest face is 24 px and dlib's about 80.
     """
-    return faces_in_gray(to_gray_u8(image), min_neighbors, scale_factor, min_size, max_side)
+    return faces_in_gray(to_gray_u8(image), detector, min_neighbors, scale_factor, min_size, max_side)
 
 
-def faces_in_gray(gray: np.ndarray, min_neighbors: int = 5, scale_factor: float = 1.1, min_size: int = 24, max_side: int = DETECT_MAX_SIDE) -> list[FaceBox]:
+def faces_in_gray(
+    gray: np.ndarray,
+    detector: str = "haar",
+    min_neighbors: int = 5,
+    scale_factor: float = 1.1,
+    min_size: int = 24,
+    max_side: int = DETECT_MAX_SIDE,
+) -> list[FaceBox]:
     """:func:`detect_faces` on a :func:`to_gray_u8` image (to share one conversion with eyes)."""
     cv2 = require_cv2()
+    if detector not in DETECTORS:
+        raise ValueError(f"detector={detector!r} is not valid; choose one of {list(DETECTORS)}")
     if min_neighbors < 0 or scale_factor <= 1.0 or min_size < 1 or max_side < min_size:
         raise ValueError(
             f"min_neighbors={min_neighbors}, scale_factor={scale_factor}, min_size={min_size}, max_side={max_side} "
@@ -102,11 +138,16 @@ def faces_in_gray(gray: np.ndarray, min_neighbors: int = 5, scale_factor: float 
     k = min(1.0, max_side / max(h, w))
     if k < 1.0:
         gray = cv2.resize(gray, (round(w * k), round(h * k)), interpolation=cv2.INTER_AREA)
-    side = max(1, round(min_size * k))
-    rects, counts = _cascade(FACE_CASCADE).detectMultiScale2(
-        gray, scaleFactor=scale_factor, minNeighbors=min_neighbors, minSize=(side, side)
-    )
-    boxes = [FaceBox(float(x / k), float(y / k), float(bw / k), float(bh / k), float(n)) for (x, y, bw, bh), n in zip(rects, counts, strict=True)]
+    if detector == "haar":
+        side = max(1, round(min_size * k))
+        rects, counts = _cascade(FACE_CASCADE).detectMultiScale2(
+            gray, scaleFactor=scale_factor, minNeighbors=min_neighbors, minSize=(side, side)
+        )
+        found = [(float(x), float(y), float(bw), float(n)) for (x, y, bw, _), n in zip(rects, counts, strict=True)]
+    else:
+        rects, scores, _ = _hog().run(gray, 0, DLIB_THRESHOLD)
+        found = [(float(r.left()), r.top() - DLIB_SHIFT * r.width(), float(r.width()), float(sc)) for r, sc in zip(rects, scores, strict=True)]
+    boxes = [FaceBox(x / k, y / k, bw / k, bw / k, sc) for x, y, bw, sc in found if bw / k >= min_size]
     return sorted(boxes, key=lambda b: (-b.w * b.h, -b.score))
 
 
@@ -138,7 +179,7 @@ def eyes_in_gray(gray: np.ndarray, box: FaceBox, max_roll: float = 25.0) -> tupl
     rects = _cascade(EYE_CASCADE).detectMultiScale(
         roi, scaleFactor=1.1, minNeighbors=3, minSize=(max(6, int(side / 8)),) * 2, maxSize=(int(side / 2),) * 2
     )
-    cands = [(x0 + (ex + ew / 2) / k, y0 + (ey + eh / 2) / k, ew / k) for ex, ey, ew, eh in rects]
+    cands = [(float(x0 + (ex + ew / 2) / k), float(y0 + (ey + eh / 2) / k), float(ew / k)) for ex, ey, ew, eh in rects]
     mid = box.x + w / 2
     best: tuple[float, tuple[float, float, float], tuple[float, float, float]] | None = None
     for a, b in itertools.combinations(cands, 2):

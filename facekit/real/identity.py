@@ -16,6 +16,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from facekit.real.detect import require_dlib
+
 RESNET_FILE = "dlib_face_recognition_resnet_model_v1.dat"
 SHAPE_FILE = "shape_predictor_5_face_landmarks.dat"
 WORK_SIZE = 200  # crops are upsampled to this before landmarks: dlib's own chips are 150 px
@@ -48,10 +50,7 @@ def model_dir() -> Path:
 @cache
 def _models() -> tuple[Any, Any, Any]:
     """(dlib, shape predictor, ResNet), loaded once (the ResNet file is 22 MB)."""
-    try:
-        import dlib
-    except ImportError as e:
-        raise ImportError(_install_hint("dlib (package dlib-bin)")) from e
+    dlib = require_dlib()
     folder = model_dir()
     return dlib, dlib.shape_predictor(str(folder / SHAPE_FILE)), dlib.face_recognition_model_v1(str(folder / RESNET_FILE))
 

@@ -25,6 +25,7 @@ MAX_SIDE = 2048  # larger images are downscaled on load: faces need far fewer pi
 STATUSES = {
     "ok": "loaded",
     "missing": "the path does not exist",
+    "no_images": "the folder holds no image files",
     "unreadable": "the file could not be opened",
     "empty": "the file has 0 bytes",
     "not_image": "the file is not an image format Pillow recognises",
@@ -99,7 +100,7 @@ def _finish(source: str, a: np.ndarray, note: str, max_side: int) -> LoadedImage
         return _fail(source, "too_small", f"{w}x{h} px")
     if max(h, w) > max_side:
         a = _downscale(a, max_side)
-        note += f"; downscaled from {w}x{h} to {a.shape[1]}x{a.shape[0]} px"
+        note += f"; downscaled to {a.shape[1]}x{a.shape[0]} px"
     return LoadedImage(source, np.ascontiguousarray(a, dtype=np.float32), "ok", note)
 
 
@@ -120,7 +121,11 @@ def load_file(path: str | Path, max_side: int = MAX_SIDE) -> LoadedImage:
                 if fmt == "JPEG" and max(size) > 2 * max_side:
                     img.draft(mode, (max_side, max_side))  # decode at a reduced scale: fast
                 img.load()
-                a = _to_rgb_float(ImageOps.exif_transpose(img) or img)
+                img = ImageOps.exif_transpose(img) or img
+                k = max(img.size) // max_side
+                if k >= 2 and img.mode not in ("P", "1", "I;16", "I;16B", "I;16L"):
+                    img = img.reduce(k)  # shrink before the float copy, which is 4x the bytes
+                a = _to_rgb_float(img)
     except FileNotFoundError:
         return _fail(source, "missing", f"{source!r}")
     except (IsADirectoryError, PermissionError) as e:
@@ -207,7 +212,10 @@ def iter_images(sources: Source | Sequence[Source], max_side: int = MAX_SIDE) ->
     for item in items:
         if isinstance(item, str | Path):
             if Path(item).is_dir():
-                for f in image_files(item):
+                files = image_files(item)
+                if not files:
+                    yield _fail(str(item), "no_images", f"{str(item)!r} (looked for {', '.join(IMAGE_EXTENSIONS)})")
+                for f in files:
                     yield load_file(f, max_side)
             else:
                 yield load_file(item, max_side)
