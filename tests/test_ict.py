@@ -279,7 +279,13 @@ def test_au26_drops_the_jaw_and_keeps_the_forehead(model) -> None:
 
 
 def test_identity_traits_are_orthonormal_and_move_their_measurement(model) -> None:
-    from facekit.synth.ict import TRAIT_MEASURES, _measure_rows, identity_matrix, weight_direction
+    from facekit.synth.ict import (
+        TRAIT_MEASURES,
+        _measure_rows,
+        identity_coefficients,
+        identity_matrix,
+        weight_direction,
+    )
 
     a = identity_matrix(model).double()
     torch.testing.assert_close(a.T @ a, torch.eye(ID_DIM, dtype=torch.float64), atol=1e-5, rtol=0)
@@ -292,6 +298,8 @@ def test_identity_traits_are_orthonormal_and_move_their_measurement(model) -> No
     assert effect.triu(1).abs().max() < 1e-6  # no trait moves the measurements listed before it
     width = g[names.index("face_width")] @ weight_direction(model).double()
     assert width == pytest.approx(0.6, abs=1e-4)  # cm per +10 BMI
+    coef = identity_coefficients(torch.zeros(2, ID_DIM), torch.tensor([22.0, 32.0]), model)
+    torch.testing.assert_close(coef, torch.stack([torch.zeros(model.n_identity), weight_direction(model)]))
 
 
 # ----------------------------------------------------------------------------- rendering

@@ -10,24 +10,27 @@ z out of the face). ``ICTModel.vertices`` evaluates it at full resolution (26,71
 
 **How FaceParams drive it** (everything below is data or a documented formula):
 
-* Identity: the 26 named traits of ``IDENTITY_TRAITS``. Each *geometric* trait has a linear
-  measurement on the mesh (``TRAIT_MEASURES``: e.g. face width is x(landmark 15) - x(1));
-  its direction in mode space is the minimum-norm coefficient change that moves its own
-  measurement by one population standard deviation and every other measurement by zero.
-  Each *appearance* trait (skin, hair, eyes, brows) drives the texture and, so that the
-  code uses all the modes, also a fixed random shape orthogonal to every measurement
-  (seed ``_RESIDUAL_SEED``). Codes pass through ``2.5 * tanh(z / 2.5)`` first, so extreme
-  codes stay plausible. ``identity_matrix()`` returns the (modes x traits) matrix.
+* Identity: the 26 named traits of ``IDENTITY_TRAITS``, through a fixed (modes x traits)
+  matrix with orthonormal columns (``identity_matrix()``), so a standard-normal code gives
+  coefficients with the PCA prior's unit variance. Each *geometric* trait has a linear
+  measurement on the mesh (``TRAIT_MEASURES``; e.g. face width is x(landmark 15) - x(1)),
+  whose gradient over the modes is known exactly. The trait columns are these gradients
+  orthonormalised in trait order (Gram-Schmidt): each trait widens, lengthens, ... its
+  own measurement and leaves the measurements of the traits listed before it unchanged.
+  Each *appearance* trait (skin, hair, eyes, brows) drives the texture and also a fixed
+  random orthonormal shape (seed ``_RESIDUAL_SEED``) orthogonal to every measurement, so
+  the code reaches 26 of the 50 modes. Codes pass through ``2.5 * tanh(z / 2.5)`` first.
 * AUs: ``AU_TO_SHAPES`` maps each FACS AU to expression-shape weights (left and right
   driven together; ``asymmetry`` tilts them). It follows the upstream README's FACS table,
   except AU10 -> mouthUpperUp (ARKit's "upper lip raise"; upstream lists mouthShrugUpper),
   and it adds AU23 (mouthPress + a little mouthPucker), AU25 (lips apart: mouthLowerDown +
   a little jawOpen) and AU26 (jawOpen 0.6; jawOpen 1 is AU27's full stretch).
 * Weight (BMI): ``weight_direction()``, the minimum-norm identity-coefficient change that
-  widens the face (x(15) - x(1)) by 1.2 cm and fills the lower cheeks by 0.4 cm (mean
-  displacement along the neutral normals, Gaussian window at the cheeks) per +10 BMI,
-  while keeping the eye, nose, mouth and ear measurements fixed. Applied as
-  ``(BMI - 22) / 10`` times the direction, as in the procedural backend.
+  widens the face (x(15) - x(1)) by 0.6 cm and fills the lower cheeks by 0.2 cm (mean
+  displacement along the neutral normals, Gaussian windows at the cheeks) per +10 BMI,
+  while keeping the eye, nose, mouth and ear measurements fixed (``_WEIGHT_TARGET``,
+  ``_WEIGHT_FIXED``). Added as ``(BMI - 22) / 10`` (clipped to [-0.6, 1.8], as in the
+  procedural backend) times the direction.
 * Age: geometry and texture. ``sag = (age - 40) / 40`` clipped to [0, 1] moves the jowls
   down and out and the mid-cheeks down (``_sag_field``, Gaussian windows, 0.5 cm at most)
   and adds mouthFrown 0.25 and eyeBlink 0.12 (drooping corners and lids).
@@ -36,9 +39,11 @@ z out of the face). ``ICTModel.vertices`` evaluates it at full resolution (26,71
   as in the procedural backend.
 
 **Appearance** is painted in UV space: a bank of static maps over the face's UV tile
-(lips, brow coordinates, wrinkle line patterns, blush, lash line; ``_texture_bank``) is
-sampled at each pixel's interpolated UV and combined with per-face colours and
-amplitudes. Scalp hair is painted from the *rest position* of the surface (hairline
+(lips, brow coordinates, wrinkle line patterns, blush, lash line; ``TEXTURE_CHANNELS``,
+built from the landmark UVs by ``_texture_bank``) is sampled at each pixel's interpolated
+UV and combined with per-face colours and amplitudes (``_Look``: the procedural
+backend's skin, lip, hair, brow and iris colours, so a face keeps its colouring across
+backends; AU-driven wrinkles such as AU1/AU2 forehead lines and AU9 nose lines). Scalp hair is painted from the *rest position* of the surface (hairline
 as a function of the angle around the head), so it sits alike on every identity. Eyes
 are the mesh's eyeballs: the clear cornea part of the sclera is dropped so the iris
 shows, and the iris is coloured by ``eye_colour`` with a pupil and limbal ring from its
@@ -56,10 +61,14 @@ interpolated perspective-correctly by ``facekit.synth.raster``.
 **Speed**: the rasterizer's cost grows with triangles x faces, so the renderer uses a
 lower-resolution *vertex subset* (``decimate``): vertices are clustered on a grid in UV
 space (separately per material, seam and boundary class, and per connected piece, so
-lips, lids and seams keep their outlines) and each cluster is represented by one of its
-own vertices. Every mode is then just indexed by the subset, so the linear model is
-exact at the kept vertices. Interior parts that never show (gums, tongue, back teeth,
-lacrimal and occlusion layers) are dropped.
+lips, lids and seams keep their outlines; finer around eyes, nose and mouth) and each
+cluster is represented by one of its own vertices. Every mode is then just indexed by
+the subset, so the linear model is exact at the kept vertices. At 128 px this keeps about
+5,800 of 26,719 vertices (11,300 triangles); the level of detail follows the raster size
+(``_lod``). Normals are not taken from the coarse mesh but blended from full-resolution
+normals (``_normal_basis``). Interior parts that never show (gums, tongue, back teeth,
+lacrimal and occlusion layers, eyelash strips) are dropped. Images up to 96 px are
+rendered at 2x2 samples per pixel for anti-aliasing; larger ones at one.
 """
 
 from __future__ import annotations
@@ -366,9 +375,13 @@ def weight_direction(model: ICTModel | None = None) -> Tensor:
 def identity_coefficients(identity: Tensor, weight: Tensor, model: ICTModel | None = None) -> Tensor:
     """(N, K) identity-mode coefficients for identity codes (N, ID_DIM) and BMI (N,)."""
     ident, wdir = _fitted(model or ICTModel.load())
+    return _identity_coefficients(identity, weight, ident.to(identity.device), wdir.to(identity.device))
+
+
+def _identity_coefficients(identity: Tensor, weight: Tensor, ident: Tensor, wdir: Tensor) -> Tensor:
     z = 2.5 * torch.tanh(identity.float() / 2.5)
     wn = ((weight.float() - 22) / 10).clamp(-0.6, 1.8)
-    return z @ ident.to(z.device).T + wn[:, None] * wdir.to(z.device)
+    return z @ ident.T + wn[:, None] * wdir
 
 
 @functools.lru_cache(maxsize=2)
@@ -693,9 +706,7 @@ class _Renderer:
 
     def coefficients(self, p: FaceParams) -> Tensor:
         """(N, K + E + 1): identity, expression and sag coefficients of every face."""
-        z = 2.5 * torch.tanh(p.identity.float() / 2.5)
-        wn = ((p.weight.float() - 22) / 10).clamp(-0.6, 1.8)
-        ident = z @ self.ident.T + wn[:, None] * self.wdir
+        ident = _identity_coefficients(p.identity, p.weight, self.ident, self.wdir)
         sag = ((p.age.float() - 40) / 40).clamp(0, 1)
         expr = p.au.float() @ self.au_mat + sag[:, None] * self.age_shapes
         return torch.cat([ident, expr, sag[:, None]], 1)
@@ -827,10 +838,11 @@ class _Look:
         recede = self.wrinkle * (trait("hairline") < -0.2).float() * 0.25
         self.hairline = 11.3 - 0.8 * trait("hairline") + 8 * recede  # cm, front hairline height
         self.fringe = (trait("fringe") - 0.2).clamp(0, 1) * (1 - recede * 4).clamp(0, 1)
-        # brows in UV units: thickness, extra arch, height offset
-        self.brow_thick = 0.0085 * (1 + 0.35 * trait("brow_thickness"))
+        # brows in UV units (the landmark line runs along their upper edge): half-thickness,
+        # extra arch, centre offset
+        self.brow_thick = 0.010 * (1 + 0.35 * trait("brow_thickness"))
         self.brow_arch = 0.006 * trait("brow_arch")
-        self.brow_lift = 0.005 * trait("brow_height")
+        self.brow_lift = -0.009 + 0.005 * trait("brow_height")
         au = {name: p.au[:, au_index(name)].float() for name in ("AU1", "AU2", "AU4", "AU6", "AU9", "AU10", "AU12")}
         w = self.wrinkle
         self.lines = torch.zeros(len(p), len(TEXTURE_CHANNELS), device=dev)  # darkening per channel
@@ -874,8 +886,8 @@ def _surface(r: _Renderer, look: _Look, frags_face: Tensor, uv: Tensor, attrs: T
     albedo = albedo * (1 - 0.65 * c["lash_line"] - 0.45 * c["lip_line"])[:, None]
     s = c["brow_s"]
     centre = look.brow_lift[bi] + look.brow_arch[bi] * 4 * s * (1 - s)
-    thick = look.brow_thick[bi] * (1.15 - 0.4 * s.clamp(0, 1))
-    brow = ((thick - (c["brow_t"] - centre).abs()) / 0.003 + 0.5).clamp(0, 1)
+    thick = look.brow_thick[bi] * (1.1 - 0.5 * s.clamp(0, 1))
+    brow = ((thick - (c["brow_t"] - centre).abs()) / 0.004 + 0.5).clamp(0, 1)
     brow = brow * ((s + 0.04) / 0.06).clamp(0, 1) * ((1.04 - s) / 0.06).clamp(0, 1) * is_face * (1 - c["lip"])
     albedo = albedo + (look.brow[bi] - albedo) * (0.9 * brow)[:, None]
     # scalp hair from the rest position: hairline height by angle around the head
@@ -888,23 +900,34 @@ def _surface(r: _Renderer, look: _Look, frags_face: Tensor, uv: Tensor, attrs: T
     hair = ((rest[:, 1] - _interp(theta, knots, heights)) / 0.4 + 0.5).clamp(0, 1) * on_head
     strand = 1 + 0.10 * torch.sin(rest[:, 0] * 9 + 3 * torch.sin(rest[:, 1] * 1.3))
     albedo = albedo + (look.hair[bi] * strand[:, None] - albedo) * hair[:, None]
-    # the other parts
-    radial = (uv - 0.5).norm(dim=-1) / 0.5  # eyeball UVs are discs
-    wr = look.wrinkle[bi][:, None]
-    sclera = torch.tensor([0.93, 0.92, 0.90], device=dev) + wr * torch.tensor([-0.03, -0.06, -0.14], device=dev)
-    sclera = sclera * (1 - 0.25 * ((radial - 0.35) / 0.3).clamp(0, 1))[:, None]
-    iris = look.iris[bi] * (0.75 + 0.35 * radial)[:, None]
-    iris = iris * (1 - 0.9 * ((0.40 - radial) / 0.04 + 0.5).clamp(0, 1))[:, None]
-    iris = iris * (1 - 0.5 * ((radial - 0.86) / 0.08).clamp(0, 1))[:, None]
-    mouth = torch.tensor([0.18, 0.05, 0.06], device=dev)
-    teeth = torch.tensor([0.92, 0.90, 0.84], device=dev) + wr * torch.tensor([-0.07, -0.10, -0.19], device=dev)
-    teeth = mouth + (teeth - mouth) * look.teeth[bi][:, None]
-    for pid, colour in ((MOUTH, mouth.expand_as(albedo)),
-                        (SOCKET, albedo * torch.tensor([0.85, 0.55, 0.55], device=dev)),
-                        (SCLERA, sclera), (IRIS, iris), (TEETH, teeth)):
-        albedo = torch.where((part == pid)[:, None], colour, albedo)
+    # the other parts, each on its own (few) pixels
+    for pid in (MOUTH, SOCKET, SCLERA, IRIS, TEETH):
+        idx = (part == pid).nonzero().squeeze(1)
+        if idx.numel():
+            albedo[idx] = _part_albedo(pid, albedo[idx], uv[idx], look, bi[idx])
     spec = torch.tensor(_SPECULAR, device=dev)[part] + 0.15 * c["lip"] + 0.15 * hair
     return shade(albedo, normal, look.light[bi], look.strength[bi], spec)
+
+
+def _part_albedo(pid: int, skin: Tensor, uv: Tensor, look: _Look, bi: Tensor) -> Tensor:
+    """Albedo of the mouth, eye sockets, eyeballs and teeth; eyeball UVs are discs."""
+    dev = uv.device
+    wr = look.wrinkle[bi][:, None]
+    mouth = torch.tensor([0.18, 0.05, 0.06], device=dev)
+    radial = (uv - 0.5).norm(dim=-1) / 0.5
+    if pid == MOUTH:
+        return mouth.expand_as(skin)
+    if pid == SOCKET:
+        return skin * torch.tensor([0.85, 0.55, 0.55], device=dev)
+    if pid == SCLERA:  # white, yellowing with age, darker towards the eye corners
+        sclera = torch.tensor([0.93, 0.92, 0.90], device=dev) + wr * torch.tensor([-0.03, -0.06, -0.14], device=dev)
+        return sclera * (1 - 0.25 * ((radial - 0.35) / 0.3).clamp(0, 1))[:, None]
+    if pid == IRIS:  # radial gradient, pupil, limbal ring
+        iris = look.iris[bi] * (0.75 + 0.35 * radial)[:, None]
+        iris = iris * (1 - 0.9 * ((0.40 - radial) / 0.04 + 0.5).clamp(0, 1))[:, None]
+        return iris * (1 - 0.5 * ((radial - 0.86) / 0.08).clamp(0, 1))[:, None]
+    teeth = torch.tensor([0.92, 0.90, 0.84], device=dev) + wr * torch.tensor([-0.07, -0.10, -0.19], device=dev)
+    return mouth + (teeth - mouth) * look.teeth[bi][:, None]
 
 
 def _backdrop(p: FaceParams, look: _Look, res: int) -> Tensor:

@@ -107,7 +107,8 @@ def rasterize(verts: Tensor, faces: Tensor, height: int, width: int, cull_backfa
     nf = faces.shape[0]
     zbuf = torch.full((n * hw,), _EMPTY, dtype=torch.int64, device=dev)
     # 1. setup on (N, F): corners, signed area (y up), pixel box, depth
-    x, y, w = (verts[..., i][:, faces].reshape(-1, 3) for i in range(3))  # (N*F, 3)
+    corner = (faces.view(1, -1) + (torch.arange(n, device=dev) * verts.shape[1])[:, None]).view(-1)
+    x, y, w = verts.permute(2, 0, 1).reshape(3, -1).index_select(1, corner).view(3, -1, 3)  # (N*F, 3) each
     x0, x1, x2 = x.unbind(-1)
     y0, y1, y2 = y.unbind(-1)
     area2 = (x1 - x0) * (y0 - y2) - (x0 - x2) * (y1 - y0)
@@ -118,34 +119,35 @@ def rasterize(verts: Tensor, faces: Tensor, height: int, width: int, cull_backfa
     keep = (area2 > 0 if cull_backfaces else area2 != 0) & (jx1 >= jx0) & (jy1 >= jy0) & (w.amin(-1) > 0)
     tri = keep.nonzero().squeeze(1)  # survivors, as flat (batch * F + face) indices
     if tri.numel():
+        kx = _box_class((jx1[tri] - jx0[tri]).long() + 1)
+        ky = _box_class((jy1[tri] - jy0[tri]).long() + 1)
+        bucket, order = torch.sort(kx * 4096 + ky, stable=True)
+        tri = tri[order]  # survivors sorted by bucket: each bucket is a contiguous slice
         x, y, w = x[tri], y[tri], w[tri]
-        ex = (jx1[tri] - jx0[tri]).long() + 1
-        ey = (jy1[tri] - jy0[tri]).long() + 1
-        start_x, start_y = jx0[tri], jy0[tri]
         a, b, c = _edge_coefficients(x, y, area2[tri])
         inv_w = 1.0 / w
         # 1/w is affine in screen space: 1/w(px, py) = aw * px + bw * py + cw
         aw, bw, cw = (a * inv_w).sum(-1), (b * inv_w).sum(-1), (c * inv_w).sum(-1)
         w_lo, w_hi = w.min(), w.max()
         scale = (2**_DEPTH_BITS - 1) / (w_hi - w_lo).clamp_min(1e-12)
-        base = (tri // nf) * hw
-        kx, ky = _box_class(ex), _box_class(ey)
-        for key in torch.unique(kx * 4096 + ky).tolist():
-            sel = ((kx * 4096 + ky) == key).nonzero().squeeze(1)
+        start_x, start_y, base = jx0[tri], jy0[tri], (tri // nf) * hw
+        keys, counts = torch.unique_consecutive(bucket, return_counts=True)
+        lo = 0
+        for key, count in zip(keys.tolist(), counts.tolist(), strict=True):
+            sl = slice(lo, lo + count)
+            ids = torch.arange(lo, lo + count, device=dev)
+            lo += count
             bx, by = key // 4096, key % 4096
-            ox = torch.arange(bx, device=dev, dtype=x.dtype).repeat(by)
-            oy = torch.arange(by, device=dev, dtype=x.dtype).repeat_interleave(bx)
-            px = start_x[sel, None] + ox  # (M, K) candidate pixel columns
-            py = start_y[sel, None] + oy
+            px = start_x[sl, None] + torch.arange(bx, device=dev, dtype=x.dtype).repeat(by)  # (M, K) columns
+            py = start_y[sl, None] + torch.arange(by, device=dev, dtype=x.dtype).repeat_interleave(bx)
             cx, cy = px + 0.5, py + 0.5
-            sa, sb, sc = a[sel], b[sel], c[sel]
             inside = (px < width) & (py < height)
             for i in range(3):
-                inside &= sa[:, i, None] * cx + sb[:, i, None] * cy + sc[:, i, None] >= 0
-            depth = 1.0 / (aw[sel, None] * cx + bw[sel, None] * cy + cw[sel, None])
+                inside &= a[sl, i, None] * cx + b[sl, i, None] * cy + c[sl, i, None] >= 0
+            depth = 1.0 / (aw[sl, None] * cx + bw[sl, None] * cy + cw[sl, None])
             q = ((depth - w_lo) * scale).clamp(0, 2**_DEPTH_BITS - 1).long()
-            packed = torch.where(inside, (q << 32) | sel[:, None], _EMPTY)
-            pix = (base[sel, None] + py.long().clamp_max(height - 1) * width + px.long().clamp_max(width - 1))
+            packed = torch.where(inside, (q << 32) | ids[:, None], _EMPTY)
+            pix = base[sl, None] + py.long().clamp_max(height - 1) * width + px.long().clamp_max(width - 1)
             zbuf.scatter_reduce_(0, pix.view(-1), packed.view(-1), reduce="amin")
     # 4. resolve: barycentrics of the winning triangle at each covered pixel
     pixels = (zbuf != _EMPTY).nonzero().squeeze(1)
@@ -157,8 +159,8 @@ def rasterize(verts: Tensor, faces: Tensor, height: int, width: int, cull_backfa
         rem = pixels % hw
         cx = (rem % width).to(verts.dtype) + 0.5
         cy = (rem // width).to(verts.dtype) + 0.5
-        screen = a[win] * cx[:, None] + b[win] * cy[:, None] + c[win]
-        persp = screen * inv_w[win]
+        coef = torch.stack([a, b, c, inv_w], 1)[win]  # (P, 4, 3): one gather
+        persp = (coef[:, 0] * cx[:, None] + coef[:, 1] * cy[:, None] + coef[:, 2]) * coef[:, 3]
         total = persp.sum(-1, keepdim=True)
         bary = persp / total
         face[pixels] = tri[win] % nf
