@@ -658,8 +658,11 @@ def _glasses_template() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 # The renderer
 # ---------------------------------------------------------------------------------------
 def _lod(raster_size: int) -> float:
-    """UV cell multiplier for a raster resolution: about 1-2 pixels per triangle edge."""
-    return float(np.clip(128 / raster_size, 0.6, 2.0))
+    """UV cell multiplier for a raster resolution: about 1-2 pixels per triangle edge.
+
+    Three levels only, so each process builds at most three renderers.
+    """
+    return 2.0 if raster_size < 96 else 1.0 if raster_size < 192 else 0.6
 
 
 class _Renderer:
