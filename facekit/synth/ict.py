@@ -93,6 +93,7 @@ from facekit.synth.assets import (
     load_obj,
 )
 from facekit.synth.params import AU_NAMES, ID_DIM, IDENTITY_TRAITS, N_AUS, FaceParams, au_index
+from facekit.synth.procedural import ZOOM  # the frame of the shared image-space layers
 from facekit.synth.raster import downsample, interpolate, rasterize, shade, vertex_normals
 from facekit.synth.style import hash_uniform
 
@@ -152,8 +153,8 @@ AGE_SHAPES: dict[str, float] = {"mouthFrown": 0.25, "eyeBlink": 0.12}
 TEETH_SHOW: dict[str, float] = {"jawOpen": 4.0, "mouthLowerDown": 2.0, "mouthUpperUp": 2.0, "mouthSmile": 1.0}
 
 # Linear measurements of the geometric identity traits: (landmark, axis, weight) terms on
-# vertex displacements (axis 0 = x, 1 = y, 2 = z). ``"cheekbone"`` and ``"ear_top"`` /
-# ``"ear_bottom"`` are vertices found on the neutral mesh (see ``_extra_points``).
+# vertex displacements (axis 0 = x, 1 = y, 2 = z). Named points (``"cheekbone_l"``,
+# ``"ear_top_r"``, ...) are vertices found on the neutral mesh (see ``_extra_points``).
 TRAIT_MEASURES: dict[str, list[tuple[int | str, int, float]]] = {
     "face_width": [(15, 0, 1.0), (1, 0, -1.0)],
     "face_length": [(27, 1, 1.0), (8, 1, -1.0)],
@@ -182,11 +183,10 @@ _PIVOT_CM = (0.0, 3.0, 1.0)  # rest-pose head centre the pose rotates about
 _PIVOT_IMG = (0.0, -0.09)
 _HEAD_HALF_WIDTH = 7.5 * _CM  # image units, for the long-hair layer behind the head
 _CAMERA = 10.0  # camera distance in image units
-ZOOM = 1.3  # the procedural backend's frame, for the shared image-space layers
 
 # Parts of the rendered mesh.
 SKIN, HEAD, MOUTH, SOCKET, SCLERA, IRIS, TEETH = range(7)
-_SPECULAR = (0.10, 0.10, 0.0, 0.05, 0.5, 0.5, 0.3)
+_SPECULAR = (0.10, 0.10, 0.0, 0.05, 0.5, 0.5, 0.3)  # specular weight per part, in that order
 
 # UV-clustering cell sizes (UV units) per material at level of detail 1.
 _CELLS = {"M_Face": 1 / 60, "M_BackHead": 1 / 30, "M_ScleraLeft": 1 / 14, "M_ScleraRight": 1 / 14,
