@@ -347,6 +347,8 @@ def test_aus_weight_age_and_glasses_change_the_face(ict_dir: Path) -> None:
     width = lm[:, 15, 0] - lm[:, 1, 0]
     assert width[2] > width[0] + 1  # heavier: wider face
     assert lm[3, 5, 1] > lm[0, 5, 1]  # older: jowls sag
+    smile = landmarks_ict(base.with_au("AU12", 1.0), 128, asymmetry=0.8)[0]
+    assert smile[54, 1] < smile[48, 1] - 1  # the subject's left (image right) corner rises more
     plain, specs = render_ict(FaceParams.cat([base, base.replace(glasses=1.0)]), 96)
     eye_band = (specs - plain)[:, 25:50].abs()
     assert eye_band.mean() > 0.005 and eye_band.max() > 0.3

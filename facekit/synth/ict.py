@@ -255,12 +255,7 @@ class ICTModel:
         """
         if au.dim() != 2 or au.shape[1] != N_AUS:
             raise ValueError(f"au has shape {tuple(au.shape)}; expected (N, {N_AUS}) in AU_NAMES order")
-        asym = torch.as_tensor(asymmetry, dtype=au.dtype, device=au.device)
-        if asym.numel() and float(asym.abs().max()) > 1:
-            raise ValueError(f"asymmetry {float(asym.abs().max()):.4g} outside the valid range [-1, 1]")
-        w = au @ self.au_matrix().to(au.device)
-        side = _side_signs(self.shape_names).to(au.device)
-        return w * (1 + side * asym.reshape(-1, 1))
+        return _tilt(au @ self.au_matrix().to(au.device), _side_signs(self.shape_names).to(au.device), asymmetry)
 
     def vertices(self, identity: Tensor | None = None, expression: Tensor | None = None) -> Tensor:
         """(N, V, 3) vertices for identity coefficients (N, K) and expression weights (N, E)."""
@@ -278,6 +273,14 @@ class ICTModel:
 
 def _side_signs(names: tuple[str, ...]) -> Tensor:
     return torch.tensor([1.0 if s.endswith("_L") else -1.0 if s.endswith("_R") else 0.0 for s in names])
+
+
+def _tilt(weights: Tensor, side: Tensor, asymmetry: Tensor | float) -> Tensor:
+    """Scale left shapes by ``1 + asymmetry`` and right ones by ``1 - asymmetry``."""
+    asym = torch.as_tensor(asymmetry, dtype=weights.dtype, device=weights.device)
+    if asym.numel() and float(asym.abs().max()) > 1:
+        raise ValueError(f"asymmetry {float(asym.abs().max()):.4g} outside the valid range [-1, 1]")
+    return weights * (1 + side * asym.reshape(-1, 1))
 
 
 @functools.lru_cache(maxsize=2)
@@ -707,11 +710,11 @@ class _Renderer:
         """(N, 70, 3) the 68 landmarks, then the right and left ear points, in OBJ-frame cm."""
         return self.point_neutral + (coef @ self.point_basis).view(len(coef), -1, 3)
 
-    def coefficients(self, p: FaceParams) -> Tensor:
+    def coefficients(self, p: FaceParams, asymmetry: Tensor | float = 0.0) -> Tensor:
         """(N, K + E + 1): identity, expression and sag coefficients of every face."""
         ident = _identity_coefficients(p.identity, p.weight, self.ident, self.wdir)
         sag = ((p.age.float() - 40) / 40).clamp(0, 1)
-        expr = p.au.float() @ self.au_mat + sag[:, None] * self.age_shapes
+        expr = _tilt(p.au.float() @ self.au_mat, self.side, asymmetry) + sag[:, None] * self.age_shapes
         return torch.cat([ident, expr, sag[:, None]], 1)
 
 
@@ -763,20 +766,23 @@ def _check(params: FaceParams, size: int) -> None:
         raise ValueError(f"size={size!r} is not valid; pass an int from {MIN_SIZE} to {MAX_SIZE}")
 
 
-def landmarks_ict(params: FaceParams, size: int = 64) -> Tensor:
+def landmarks_ict(params: FaceParams, size: int = 64, asymmetry: Tensor | float = 0.0) -> Tensor:
     """(N, 68, 2) pixel positions (x right, y down) of the Multi-PIE landmarks in
     ``render_ict(params, size)``; occluded ones included. Ground truth for landmark tasks."""
     _check(params, size)
     r = _renderer(find_ict_dir().resolve(), 1.0, str(params.device))
-    points = r.points(r.coefficients(params))[:, :68]
+    points = r.points(r.coefficients(params, asymmetry))[:, :68]
     return _to_pixels(_to_view(points, _rotation(params)), size)[..., :2]
 
 
-def render_ict(params: FaceParams, size: int = 64, supersample: int | None = None) -> Tensor:
+def render_ict(params: FaceParams, size: int = 64, supersample: int | None = None,
+               asymmetry: Tensor | float = 0.0) -> Tensor:
     """Render ``params`` with the ICT-FaceKit model: ``N x 3 x size x size`` in [0, 1].
 
     ``supersample`` (default 2 up to 96 pixels, else 1) renders that many samples per
-    pixel side and box-filters them, for anti-aliased edges.
+    pixel side and box-filters them, for anti-aliased edges. ``asymmetry`` (scalar or
+    (N,), in [-1, 1]) drives the AUs' left-side shapes by ``1 + asymmetry`` and right-side
+    ones by ``1 - asymmetry``; FaceParams' AUs are bilateral, so the default is 0.
     """
     _check(params, size)
     ss = supersample if supersample is not None else (2 if size <= 96 else 1)
@@ -788,7 +794,7 @@ def render_ict(params: FaceParams, size: int = 64, supersample: int | None = Non
         return torch.zeros(0, 3, size, size, device=dev)
     res = size * ss
     r = _renderer(find_ict_dir().resolve(), _lod(res), str(dev))
-    coef = r.coefficients(params)
+    coef = r.coefficients(params, asymmetry)
     expr = coef[:, r.ident.shape[0]:-1]
     look = _Look(params, (expr @ r.teeth_show).clamp(0, 1))
     verts_cm = r.neutral + (coef @ r.basis).view(n, r.n_vertices, 3)
