@@ -6,9 +6,9 @@ alone runs everywhere. The price is speed, so the design follows how GPUs do it:
 
 1. **Setup.** Cheap tests on every (face-in-batch, triangle) pair first: facing, depth,
    and whether its bounding box holds a pixel centre. Only survivors get edge functions.
-2. **Binning.** Survivors are grouped by the size of their pixel box (exactly 1 to 4
-   pixels a side, then powers of two), so each group is one dense tensor of candidate
-   pixels. A face mesh at 128 px is mostly 1- to 4-pixel boxes, so there is little waste.
+2. **Binning.** Survivors are grouped by the size of their pixel box (width and height
+   rounded up to powers of two), so each group is one dense tensor of candidate pixels.
+   A face mesh at 128 px is mostly 1- to 4-pixel boxes, so there is little waste.
 3. **Depth test.** Each candidate inside its triangle packs (quantised depth, triangle)
    into one int64 and ``scatter_reduce(amin)`` keeps the nearest per pixel: an atomic
    z-buffer without a loop over triangles, and deterministic (a minimum has no order).
@@ -88,9 +88,8 @@ def _check_inputs(verts: Tensor, faces: Tensor, height: int, width: int) -> None
 
 
 def _box_class(extent: Tensor) -> Tensor:
-    """Candidate-box side for a pixel extent: exact up to 4, then the next power of two."""
-    pow2 = torch.exp2(torch.ceil(torch.log2(extent.clamp_min(1).float()))).long()
-    return torch.where(extent <= 4, extent, pow2)
+    """Candidate-box side for a pixel extent: the next power of two (few, dense groups)."""
+    return torch.exp2(torch.ceil(torch.log2(extent.clamp_min(1).float()))).long()
 
 
 def rasterize(verts: Tensor, faces: Tensor, height: int, width: int, cull_backfaces: bool = True) -> Fragments:
