@@ -196,6 +196,13 @@ def render_procedural(params: FaceParams, size: int = 64) -> Tensor:
         raise TypeError(f"params must be a FaceParams, got {type(params).__name__}")
     if not isinstance(size, int) or not MIN_SIZE <= size <= MAX_SIZE:
         raise ValueError(f"size={size!r} is not valid; pass an int from {MIN_SIZE} to {MAX_SIZE}")
+    # on CUDA (or FACEKIT_KERNELS=triton) the same formula runs as one fused Triton kernel
+    from facekit.kernels.dispatch import backend
+
+    if backend(params.device) == "triton":
+        from facekit.kernels.render import render_triton
+
+        return render_triton(params, size)
     dev = params.device
     n = len(params)
     if n == 0:
