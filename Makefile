@@ -11,9 +11,11 @@ export PIP_NO_INPUT := 1
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install $(PIP_FLAGS) -c constraints.txt torch==2.13.0 2>&1 | grep -v "is ignored" || true
-	$(BIN)/python -m pip install $(PIP_FLAGS) -c constraints.txt -e ".[dev,gpu]" 2>&1 | grep -v "is ignored" || true
-	$(BIN)/python -c "import facekit, torch, nbval, papermill" && touch $(STAMP)
+	$(BIN)/python -m pip install $(PIP_FLAGS) -c constraints.txt torch==2.13.0 > $(VENV)/pip.log 2>&1 \
+	  || { grep -v "is ignored" $(VENV)/pip.log; exit 1; }
+	$(BIN)/python -m pip install $(PIP_FLAGS) -c constraints.txt -e ".[dev,gpu]" > $(VENV)/pip.log 2>&1 \
+	  || { grep -v "is ignored" $(VENV)/pip.log; exit 1; }
+	$(BIN)/python -c "import facekit, torch, nbval, papermill, cv2, skimage" && touch $(STAMP)
 
 # The main job: the notebook curriculum through papermill at the default profile,
 # writing executed notebooks and metric records under results/.
