@@ -22,9 +22,9 @@ def info() -> dict[str, str]:
     import facekit
 
     try:
-        from facekit.synth.assets import find_ict
+        from facekit.synth.assets import find_ict_dir
 
-        ict = str(find_ict())
+        ict = str(find_ict_dir())
     except (ImportError, FileNotFoundError) as e:
         ict = f"not found ({e.__class__.__name__}); run `facekit assets fetch ict` or set FACEKIT_ASSETS"
     dev = get_device()
