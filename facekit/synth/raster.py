@@ -6,9 +6,11 @@ alone runs everywhere. The price is speed, so the design follows how GPUs do it:
 
 1. **Setup.** Cheap tests on every (face-in-batch, triangle) pair first: facing, depth,
    and whether its bounding box holds a pixel centre. Only survivors get edge functions.
-2. **Binning.** Survivors are grouped by the size of their pixel box (width and height
-   rounded up to powers of two), so each group is one dense tensor of candidate pixels.
-   A face mesh at 128 px is mostly 1- to 4-pixel boxes, so there is little waste.
+2. **Binning.** Survivors are grouped by the size of their pixel box (the longer side
+   rounded up to a power of two), so each group is one dense tensor of candidate pixels.
+   A face mesh at 128 px is mostly 1- to 4-pixel boxes, so there is little waste, and
+   there are few groups (each group is a few tensor operations; on a busy 2-core machine
+   the number of operations, not their size, sets the time).
 3. **Depth test.** Each candidate inside its triangle packs (quantised depth, triangle)
    into one int64 and ``scatter_reduce(amin)`` keeps the nearest per pixel: an atomic
    z-buffer without a loop over triangles, and deterministic (a minimum has no order).
@@ -88,7 +90,7 @@ def _check_inputs(verts: Tensor, faces: Tensor, height: int, width: int) -> None
 
 
 def _box_class(extent: Tensor) -> Tensor:
-    """Candidate-box side for a pixel extent: the next power of two (few, dense groups)."""
+    """Candidate-box side for a pixel extent: the next power of two."""
     return torch.exp2(torch.ceil(torch.log2(extent.clamp_min(1).float()))).long()
 
 
@@ -118,9 +120,8 @@ def rasterize(verts: Tensor, faces: Tensor, height: int, width: int, cull_backfa
     keep = (area2 > 0 if cull_backfaces else area2 != 0) & (jx1 >= jx0) & (jy1 >= jy0) & (w.amin(-1) > 0)
     tri = keep.nonzero().squeeze(1)  # survivors, as flat (batch * F + face) indices
     if tri.numel():
-        kx = _box_class((jx1[tri] - jx0[tri]).long() + 1)
-        ky = _box_class((jy1[tri] - jy0[tri]).long() + 1)
-        bucket, order = torch.sort(kx * 4096 + ky, stable=True)
+        side = _box_class(torch.maximum(jx1[tri] - jx0[tri], jy1[tri] - jy0[tri]).long() + 1)
+        bucket, order = torch.sort(side, stable=True)
         tri = tri[order]  # survivors sorted by bucket: each bucket is a contiguous slice
         x, y, w = x[tri], y[tri], w[tri]
         a, b, c = _edge_coefficients(x, y, area2[tri])
@@ -132,13 +133,13 @@ def rasterize(verts: Tensor, faces: Tensor, height: int, width: int, cull_backfa
         start_x, start_y, base = jx0[tri], jy0[tri], (tri // nf) * hw
         keys, counts = torch.unique_consecutive(bucket, return_counts=True)
         lo = 0
-        for key, count in zip(keys.tolist(), counts.tolist(), strict=True):
+        for box, count in zip(keys.tolist(), counts.tolist(), strict=True):
             sl = slice(lo, lo + count)
             ids = torch.arange(lo, lo + count, device=dev)
             lo += count
-            bx, by = key // 4096, key % 4096
-            px = start_x[sl, None] + torch.arange(bx, device=dev, dtype=x.dtype).repeat(by)  # (M, K) columns
-            py = start_y[sl, None] + torch.arange(by, device=dev, dtype=x.dtype).repeat_interleave(bx)
+            offset = torch.arange(box, device=dev, dtype=x.dtype)
+            px = start_x[sl, None] + offset.repeat(box)  # (M, box * box) candidate columns
+            py = start_y[sl, None] + offset.repeat_interleave(box)
             cx, cy = px + 0.5, py + 0.5
             inside = (px < width) & (py < height)
             for i in range(3):
