@@ -163,7 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
     asub = p.add_subparsers(dest="action", required=True)
     f = asub.add_parser("fetch", help="download and verify an asset set (the only command that downloads)")
     f.add_argument("name", help="asset set: ict")
-    f.add_argument("--dest", default=None, help="default: <cache dir>/assets")
+    f.add_argument("--dest", default=None, help="default: <cache dir>/assets/ict-facekit")
     f.add_argument("--base-url", default=None, help="mirror URL or local folder (default: upstream at the pinned commit)")
     f.add_argument("--overwrite", action="store_true")
     f.set_defaults(func=_assets)
