@@ -22,7 +22,6 @@ import io
 import json
 import logging
 import os
-import tempfile
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -33,6 +32,7 @@ from typing import IO, Any
 import numpy as np
 
 from facekit.config import asset_dirs, cache_dir
+from facekit.io import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -243,7 +243,7 @@ def load_obj(path: str | Path) -> ObjMesh:
     sha = verify(_upstream_name(path), data)
     if not (root / f"{sha}.npz").is_file():
         _parse_to_cache(data, root, sha, path)
-    _atomic_write(memo, json.dumps({"path": str(path), "size": st.st_size, "mtime_ns": st.st_mtime_ns,
+    atomic_write(memo, json.dumps({"path": str(path), "size": st.st_size, "mtime_ns": st.st_mtime_ns,
                                     "sha256": sha}).encode())
     return _load_cached(root, sha)
 
@@ -330,17 +330,9 @@ def _corner(token: str, path: Path) -> tuple[int, int]:
         raise ValueError(f"{path}: cannot read face corner {token!r}; expected v, v/vt, v//vn or v/vt/vn") from None
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
-    os.replace(tmp, path)
-
-
 def _atomic_savez(path: Path, **arrays: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    with os.fdopen(fd, "wb") as fh:
-        np.savez(fh, **arrays)
-    os.replace(tmp, path)
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as fh:  # a file object: np.savez would append ".npz" to a name
+            np.savez(fh, **arrays)
+
+    atomic_write(path, write)

@@ -84,6 +84,8 @@ import torch
 import torch.nn.functional as F
 from scipy.sparse.csgraph import connected_components
 
+from facekit.synth.appearance import appearance
+from facekit.synth.appearance import trait as appearance_trait
 from facekit.synth.assets import (
     ICT_NEUTRAL,
     ObjMesh,
@@ -95,7 +97,7 @@ from facekit.synth.assets import (
 from facekit.synth.params import AU_NAMES, ID_DIM, IDENTITY_TRAITS, N_AUS, FaceParams, au_index
 from facekit.synth.procedural import ZOOM  # the frame of the shared image-space layers
 from facekit.synth.raster import downsample, interpolate, rasterize, shade, vertex_normals
-from facekit.synth.style import hash_uniform
+from facekit.synth.rng import hash_uniform
 
 Tensor = torch.Tensor
 
@@ -813,40 +815,23 @@ def render_ict(params: FaceParams, size: int = 64, supersample: int | None = Non
 
 
 class _Look:
-    """Per-face colours and amplitudes, (N, ...) tensors; the formulas of the procedural
-    backend, so a face keeps its skin, hair and eye colour across backends."""
+    """Per-face colours and amplitudes, (N, ...) tensors; colours come from
+    ``facekit.synth.appearance``, shared with the procedural backend, so a face keeps its
+    skin, hair and eye colour across backends."""
 
     def __init__(self, p: FaceParams, teeth: Tensor) -> None:
         dev = p.device
         self.teeth = teeth  # (N,) 0: closed mouth, teeth hidden; 1: teeth fully shown
 
         def trait(name: str) -> Tensor:
-            return torch.tanh(0.6 * p.identity[:, _TRAIT[name]].float())
+            return appearance_trait(p, name)
 
-        def rgb(*c: float) -> Tensor:
-            return torch.tensor(c, device=dev)
-
-        def mix(a: Tensor, b: Tensor, t: Tensor) -> Tensor:
-            return a + (b - a) * t[:, None]
-
-        age = p.age.float()
-        self.wrinkle = ((age - 28) / 45).clamp(0, 1)
-        self.grey = ((age - 38) / 32 + 0.25 * trait("hair_red")).clamp(0, 1)
+        look = appearance(p)
+        self.wrinkle, self.grey = look.wrinkle, look.grey
         self.wn = ((p.weight.float() - 22) / 10).clamp(-0.6, 1.8)
-        light = ((trait("skin_tone") + 1) / 2).clamp(0, 1)
-        skin = mix(rgb(0.36, 0.24, 0.17), rgb(0.93, 0.76, 0.64), light)
-        skin = skin + rgb(0.04, -0.01, -0.03) * trait("skin_warmth")[:, None] + rgb(0.01, 0.0, -0.035) * self.wrinkle[:, None]
-        self.skin = skin.clamp(0, 1)
-        self.lip = self.skin * rgb(0.70, 0.40, 0.42) + rgb(0.10, 0.0, 0.01)
-        hc = ((trait("hair_colour") + 1) / 2).clamp(0, 1) ** 1.5
-        hair = mix(rgb(0.07, 0.05, 0.04), rgb(0.80, 0.66, 0.42), hc) + rgb(0.20, -0.03, -0.08) * trait("hair_red").clamp_min(0)[:, None]
-        self.hair = mix(hair, torch.full_like(hair, 0.78), self.grey).clamp(0, 1)
-        self.brow = mix(hair * 0.8, torch.full_like(hair, 0.70), (self.grey - 0.3).clamp(0, 1)).clamp(0, 1)
-        self.iris = mix(rgb(0.30, 0.17, 0.08), rgb(0.30, 0.48, 0.62), ((trait("eye_colour") + 0.3) / 1.3).clamp(0, 1))
-        self.hair_len = (trait("hair_length") + 0.1).clamp(0, 1)
-        recede = self.wrinkle * (trait("hairline") < -0.2).float() * 0.25
-        self.hairline = 11.3 - 0.8 * trait("hairline") + 8 * recede  # cm, front hairline height
-        self.fringe = (trait("fringe") - 0.2).clamp(0, 1) * (1 - recede * 4).clamp(0, 1)
+        self.skin, self.lip, self.hair, self.brow, self.iris = look.skin, look.lip, look.hair, look.brow, look.iris
+        self.hair_len, self.fringe = look.hair_len, look.fringe
+        self.hairline = 11.3 - 0.8 * trait("hairline") + 8 * look.recede  # cm, front hairline height
         # brows in UV units (the landmark line runs along their upper edge): half-thickness,
         # extra arch, centre offset
         self.brow_thick = 0.010 * (1 + 0.35 * trait("brow_thickness"))

@@ -21,6 +21,7 @@ import math
 
 import torch
 
+from facekit.synth.appearance import appearance
 from facekit.synth.params import ID_DIM, IDENTITY_TRAITS, FaceParams, au_index
 from facekit.synth.rng import hash_uniform
 
@@ -68,9 +69,9 @@ class _Layout:
                                  "AU14", "AU15", "AU17", "AU20", "AU23", "AU25", "AU26", "AU43")}
         self.au = a
         age = col(p.age)
-        self.wrinkle = ((age - 28) / 45).clamp(0, 1)  # wrinkles and skin ageing
+        look = appearance(p)  # colours and ageing amounts, shared with the ICT backend
+        self.wrinkle = col(look.wrinkle)  # wrinkles and skin ageing
         self.sag = ((age - 40) / 40).clamp(0, 1)  # gravity: jowls, drooping corners
-        self.grey = ((age - 38) / 32 + 0.25 * trait("hair_red")).clamp(0, 1)
         wn = ((col(p.weight) - 22) / 10).clamp(-0.6, 1.8)  # 0 at BMI 22
         self.wn = wn
 
@@ -105,11 +106,6 @@ class _Layout:
         self.eh_lo = (0.75 * eh * (1 - 0.45 * a["AU7"] - 0.45 * a["AU6"] + 0.2 * a["AU5"])).clamp_min(0) * (1 - 0.85 * a["AU43"])
         self.tilt = 0.012 * trait("eye_tilt") - 0.008 * self.sag
         self.iris_r = 0.022 + 0 * wn
-        ec = trait("eye_colour")
-        brown = torch.tensor([0.30, 0.17, 0.08], device=wn.device).view(1, 3, 1, 1)
-        blue = torch.tensor([0.30, 0.48, 0.62], device=wn.device).view(1, 3, 1, 1)
-        self.iris_col = _mix(brown, blue, ((ec.unsqueeze(1) + 0.3) / 1.3).clamp(0, 1))
-
         # Brows: AU1 lifts the inner end, AU2 the outer end, AU4 lowers and draws them together.
         self.bx = self.ex - 0.014 * a["AU4"]
         self.by = self.ey - 0.075 * (1 + 0.12 * trait("brow_height"))
@@ -138,27 +134,13 @@ class _Layout:
                     * (1 - 0.5 * a["AU17"]))
         self.lip_raise = 0.012 * a["AU10"]
 
-        # Skin and hair colour.
-        tone, warm = trait("skin_tone"), trait("skin_warmth")
-        light = ((tone + 1) / 2).clamp(0, 1)
-        base = _mix(torch.tensor([0.36, 0.24, 0.17], device=wn.device).view(1, 3, 1, 1),
-                    torch.tensor([0.93, 0.76, 0.64], device=wn.device).view(1, 3, 1, 1), light.unsqueeze(1))
-        shift = torch.tensor([0.04, -0.01, -0.03], device=wn.device).view(1, 3, 1, 1) * warm.unsqueeze(1)
-        sallow = torch.tensor([0.01, 0.0, -0.035], device=wn.device).view(1, 3, 1, 1) * self.wrinkle.unsqueeze(1)
-        self.skin = (base + shift + sallow).clamp(0, 1)
-        self.lip_col = (self.skin * torch.tensor([0.70, 0.40, 0.42], device=wn.device).view(1, 3, 1, 1)
-                        + torch.tensor([0.10, 0.0, 0.01], device=wn.device).view(1, 3, 1, 1))
-        hc = ((trait("hair_colour") + 1) / 2).clamp(0, 1).unsqueeze(1) ** 1.5
-        dark = torch.tensor([0.07, 0.05, 0.04], device=wn.device).view(1, 3, 1, 1)
-        blond = torch.tensor([0.80, 0.66, 0.42], device=wn.device).view(1, 3, 1, 1)
-        red = torch.tensor([0.20, -0.03, -0.08], device=wn.device).view(1, 3, 1, 1)
-        hair = _mix(dark, blond, hc) + red * trait("hair_red").clamp_min(0).unsqueeze(1)
-        self.hair_col = _mix(hair, torch.full_like(hair, 0.78), self.grey.unsqueeze(1)).clamp(0, 1)
-        self.brow_col = _mix(hair * 0.8, torch.full_like(hair, 0.70), (self.grey.unsqueeze(1) - 0.3).clamp(0, 1)).clamp(0, 1)
-        self.hair_len = (trait("hair_length") + 0.1).clamp(0, 1)
-        recede = self.wrinkle * (trait("hairline") < -0.2).float() * 0.25
-        self.hairline = -0.56 - 0.08 * trait("hairline") - recede
-        self.fringe = (trait("fringe") - 0.2).clamp(0, 1) * (1 - recede * 4).clamp(0, 1)
+        def rgb4(c: Tensor) -> Tensor:
+            return c.view(-1, 3, 1, 1)
+
+        self.skin, self.lip_col, self.iris_col = rgb4(look.skin), rgb4(look.lip), rgb4(look.iris)
+        self.hair_col, self.brow_col = rgb4(look.hair), rgb4(look.brow)
+        self.hair_len, self.fringe = col(look.hair_len), col(look.fringe)
+        self.hairline = -0.56 - 0.08 * trait("hairline") - col(look.recede)
         self.ear = 1 + 0.2 * trait("ear_size")
         self.glasses = col(p.glasses)
 
