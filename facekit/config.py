@@ -75,9 +75,17 @@ def offline() -> bool:
 
 
 def results_dir(profile: str | None = None) -> Path:
-    """``results/<profile>/`` under ``FACEKIT_RESULTS`` (default ``./results``)."""
-    root = Path(os.environ.get("FACEKIT_RESULTS", "results"))
-    return root / get_profile(profile)
+    """``results/<profile>/`` under ``FACEKIT_RESULTS``; by default ``results/`` at the root
+    of the facekit checkout we are in (notebooks run from ``notebooks/``), else ``./results``."""
+    env = os.environ.get("FACEKIT_RESULTS")
+    if env:
+        return Path(env) / get_profile(profile)
+    here = Path.cwd().resolve()
+    for folder in (here, *here.parents):
+        pyproject = folder / "pyproject.toml"
+        if pyproject.is_file() and 'name = "facekit"' in pyproject.read_text(encoding="utf-8", errors="ignore"):
+            return folder / "results" / get_profile(profile)
+    return here / "results" / get_profile(profile)
 
 
 def config_dict(config: Any) -> Any:

@@ -128,6 +128,21 @@ def au_region_effects(params: FaceParams, size: int = 64, backend: str = "proced
     return pd.DataFrame.from_dict(rows, orient="index")
 
 
+# The facial region FACS says each AU moves (the boxes of ``procedural.region_boxes``).
+AU_PRIMARY_REGION: dict[str, str] = {
+    "AU1": "brows", "AU2": "brows", "AU4": "brows", "AU5": "eyes", "AU6": "eyes", "AU7": "eyes",
+    "AU9": "nose", "AU10": "mouth", "AU12": "mouth", "AU14": "mouth", "AU15": "mouth", "AU17": "chin",
+    "AU20": "mouth", "AU23": "mouth", "AU25": "mouth", "AU26": "mouth", "AU43": "eyes",
+}
+
+
+def au_selectivity(effects: pd.DataFrame) -> pd.Series:
+    """Per AU, the share of its change (summed over regions) that lands in its FACS region."""
+    import pandas as pd
+
+    return pd.Series({au: float(effects.loc[au, AU_PRIMARY_REGION[au]] / effects.loc[au].sum()) for au in effects.index})
+
+
 def heatmap(df: pd.DataFrame, title: str, xlabel: str, ylabel: str, cbar: str) -> Figure:
     fig, ax = plt.subplots(figsize=(0.9 * df.shape[1] + 2, 0.32 * df.shape[0] + 1.4))
     im = ax.imshow(df.values, cmap="magma", aspect="auto")
