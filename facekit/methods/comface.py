@@ -212,7 +212,7 @@ def _pairs_new_scene(ds: PairDataset, indices: Tensor) -> dict[str, Tensor]:
     """
     idx = torch.as_tensor(indices, dtype=torch.int64)
     base, emotion = ds._held(idx)
-    va, vb = ds._value(idx, 71), ds._value(idx, 72)
+    va, vb = ds.values(idx)
     pa, pb = ds._view(base, emotion, va, idx, 0), ds._view(base, emotion, vb, idx, 1)
     other = {f: getattr(pb, f).roll(1, 0) for f in ("yaw", "pitch", "roll", "light_azimuth", "light_elevation",
                                                      "light_strength")}

@@ -245,9 +245,12 @@ class _FactorDataset(_SyntheticDataset):
         return changed.replace(yaw=jitter("yaw", 6, 61), pitch=jitter("pitch", 4, 62), roll=jitter("roll", 3, 63),
                                light_azimuth=jitter("light_azimuth", 15, 64), light_strength=jitter("light_strength", 0.1, 65))
 
-    def _value(self, idx: torch.Tensor, salt: int) -> torch.Tensor:
+    def values(self, indices: Sequence[int] | torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The factor's two drawn values per item (photo a and b of a pair, or the ends of a
+        sequence), without rendering anything."""
+        idx = self._check(indices)
         lo, hi = FACTOR_RANGES[self.factor]
-        return lo + (hi - lo) * hash_uniform(self.seed, idx, salt)
+        return lo + (hi - lo) * hash_uniform(self.seed, idx, 71), lo + (hi - lo) * hash_uniform(self.seed, idx, 72)
 
     def config(self) -> dict[str, Any]:
         return {**super().config(), "factor": self.factor, "nuisance": self.nuisance}
@@ -266,7 +269,7 @@ class PairDataset(_FactorDataset):
     def batch(self, indices: Sequence[int] | torch.Tensor) -> dict[str, torch.Tensor]:
         idx = self._check(indices)
         base, emotion = self._held(idx)
-        va, vb = self._value(idx, 71), self._value(idx, 72)
+        va, vb = self.values(idx)
         pa, pb = self._view(base, emotion, va, idx, 0), self._view(base, emotion, vb, idx, 1)
         out = {"a": self.render_params(pa), "b": self.render_params(pb), "value_a": va, "value_b": vb, "delta": vb - va,
                "person": self.person_of(idx), "emotion": emotion}
@@ -287,7 +290,7 @@ class SequenceDataset(_FactorDataset):
     def batch(self, indices: Sequence[int] | torch.Tensor) -> dict[str, torch.Tensor]:
         idx = self._check(indices)
         base, emotion = self._held(idx)
-        v0, v1 = self._value(idx, 71), self._value(idx, 72)
+        v0, v1 = self.values(idx)
         lo, hi = torch.minimum(v0, v1), torch.maximum(v0, v1)
         steps = torch.linspace(0, 1, self.length)
         frames, values = [], []

@@ -321,9 +321,8 @@ def render_procedural(params: FaceParams, size: int = 64) -> Tensor:
     gv = gv + crow * (0.0008 * L.wrinkle + 0.0012 * a["AU6"]) * (2 * math.pi / 0.016) * torch.cos(phase)
 
     # ---- normals and shading -------------------------------------------------------------
-    k = 1.0
-    nfu = base_u - k * torch.sign(U) * gu
-    nfv = base_v - k * gv
+    nfu = base_u - torch.sign(U) * gu
+    nfv = base_v - gv
     nfw = base_w
     nn = torch.rsqrt(nfu * nfu + nfv * nfv + nfw * nfw + 1e-12)
     nfu, nfv, nfw = nfu * nn, nfv * nn, nfw * nn
