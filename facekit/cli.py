@@ -66,7 +66,7 @@ def _synth(args: argparse.Namespace) -> int:
     cols, split_table = describe(ds)
     au_cols = [k for k in cols if k.startswith("AU")]
     atomic_write(out / "card.md", card_text(out.name, f"faces written by `facekit synth` ({args.n} images)", ds,
-                                             ds.config(), cols, au_cols, split_table, "face_0.png"))
+                                             ds.config(), cols, au_cols, split_table, f"face_{0:0{width}d}.png"))
     print(f"wrote {args.n} images, labels.csv and card.md to {out}")
     return 0
 

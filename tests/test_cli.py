@@ -20,7 +20,8 @@ def test_synth_writes_images_labels_and_card(tmp_path):
     assert sorted(p.name for p in out.glob("*.png")) == [f"face_{i}.png" for i in range(6)]
     rows = list(csv.DictReader((out / "labels.csv").open()))
     assert len(rows) == 6 and "AU12" in rows[0] and "emotion" in rows[0]
-    assert "Privacy" in (out / "card.md").read_text()
+    card = (out / "card.md").read_text()
+    assert "Privacy" in card and "(face_0.png)" in card
     assert not list(out.glob(".*.tmp"))
 
 
@@ -31,8 +32,9 @@ def test_synth_refuses_non_empty_folder_and_touches_nothing(tmp_path, capsys):
     assert main(["synth", str(out), "--n", "2"]) == 2
     assert "pass --overwrite" in capsys.readouterr().err
     assert [p.name for p in out.iterdir()] == ["keep.txt"]
-    assert main(["synth", str(out), "--n", "2", "--size", "32", "--overwrite"]) == 0
+    assert main(["synth", str(out), "--n", "12", "--size", "32", "--overwrite"]) == 0
     assert (out / "keep.txt").read_text() == "user data"
+    assert "(face_00.png)" in (out / "card.md").read_text()  # the card shows a file that exists
 
 
 def test_synth_bad_value_is_a_clear_error(tmp_path, capsys):
