@@ -12,6 +12,7 @@ seed goes the claimed way and the 95% interval of the paired difference excludes
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import platform
 import re
@@ -21,15 +22,28 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-import numpy as np
-
 from facekit import metrics
 from facekit.config import get_profile
 
-RESULTS_MD = Path(__file__).with_name("RESULTS.md")
+HERE = Path(__file__).parent
+RESULTS_MD = HERE / "RESULTS.md"
+ClaimsFn = Callable[[str, Sequence[int]], tuple[str, list[metrics.Metric]]]
 
 
-def _fmt(values: Sequence[float], digits: int = 3) -> str:
+def methods() -> list[str]:
+    """Methods with a ``claims_<method>.py`` beside this file."""
+    return sorted(p.stem.removeprefix("claims_") for p in HERE.glob("claims_*.py"))
+
+
+def claims_fn(method: str) -> ClaimsFn:
+    if method not in methods():
+        raise ValueError(f"method={method!r} has no benchmarks/claims_{method}.py; valid methods are {methods()}")
+    if str(HERE) not in sys.path:
+        sys.path.insert(0, str(HERE))
+    return importlib.import_module(f"claims_{method}").claims
+
+
+def fmt(values: Sequence[float], digits: int = 3) -> str:
     """Mean [95% t interval] over seeds (just the value with one seed)."""
     if len(values) < 2:
         return f"{values[0]:.{digits}g}"
@@ -37,7 +51,7 @@ def _fmt(values: Sequence[float], digits: int = 3) -> str:
     return f"{m:.{digits}g} [{lo:.{digits}g}, {hi:.{digits}g}]"
 
 
-def _seed_metric(name: str, values: Sequence[float], seeds: Sequence[int], **extra: object) -> metrics.Metric:
+def seed_metric(name: str, values: Sequence[float], seeds: Sequence[int], **extra: object) -> metrics.Metric:
     vals = tuple(float(v) for v in values)
     if len(vals) >= 2:
         m, lo, hi = metrics.mean_ci(vals)
@@ -46,56 +60,6 @@ def _seed_metric(name: str, values: Sequence[float], seeds: Sequence[int], **ext
     return metrics.Metric(name, vals[0], n=1, seeds=tuple(seeds), values=vals, extra=dict(extra))
 
 
-def comface_claims(profile: str, seeds: Sequence[int]) -> tuple[str, list[metrics.Metric]]:
-    """C1 (300 labelled pairs: ComFace MAE below SimCLR and PCA on all three tasks) and C2
-    (inter-head verification ROC-AUC >= 0.95 on held-out identities), plus the transfer table."""
-    from facekit.methods import comface
-
-    t0 = time.time()
-    runs = []
-    for s in seeds:
-        runs.append(comface.run_seed(profile, s, log=lambda msg: print(f"[{time.time() - t0:6.0f} s] {msg}", flush=True)))
-    per = {k: [r[k] for r in runs] for k in runs[0]}
-    cfg = comface.profile_config(profile)
-    n_mid = sorted(cfg.data.n_labelled)[len(cfg.data.n_labelled) // 2]
-    recs = [_seed_metric(k, v, seeds) for k, v in per.items()]
-    lines = [f"### Claims ({profile} profile, seeds {list(seeds)}; mean [95% t interval] over seeds)", "",
-             "| claim | comparison | ComFace | baseline | difference | every seed | holds |", "|---|---|---|---|---|---|---|"]
-    c1 = []
-    for task in comface.TASKS:
-        ours = per[f"comface/{task}/n{n_mid}/mae"]
-        for base in ("simclr", "pca"):
-            theirs = per[f"{base}/{task}/n{n_mid}/mae"]
-            d = metrics.paired_difference(ours, theirs, higher_is_better=False)
-            c1.append(d.holds)
-            recs.append(metrics.Metric(f"C1/{task}/comface_minus_{base}/mae", d.mean, ci=(d.low, d.high), n=d.n,
-                                       seeds=tuple(seeds), values=tuple(np.subtract(ours, theirs)), ci_method="t",
-                                       extra={"every_seed": d.every_seed, "holds": d.holds}))
-            lines.append(f"| C1 | {task} MAE ({comface.FACTOR_UNITS[task]}), n={n_mid}: ComFace < {base} | {_fmt(ours)} | "
-                         f"{_fmt(theirs)} | {_fmt(list(np.subtract(ours, theirs)))} | {d.every_seed} | {d.holds} |")
-    auc = per["comface/verify/auc"]
-    d2 = metrics.paired_difference(auc, [0.95] * len(auc), higher_is_better=True)
-    lines.append(f"| C2 | verification ROC-AUC >= 0.95 (age +30 y and strong expression, held-out target-style persons) "
-                 f"| {_fmt(auc)} | 0.95 | {_fmt(list(np.subtract(auc, 0.95)))} | {d2.every_seed} | {d2.holds} |")
-    recs.append(metrics.Metric("C1/holds", float(all(c1)), extra={"parts": len(c1), "parts_holding": sum(c1)}))
-    recs.append(metrics.Metric("C2/holds", float(d2.holds), extra={"every_seed": d2.every_seed, "ci": [d2.low, d2.high]}))
-    lines += ["", f"C1 holds: **{all(c1)}** ({sum(c1)}/{len(c1)} comparisons). C2 holds: **{d2.holds}**.", "",
-              "### Transfer (target style, unseen persons; MAE in task units, Spearman rho)", "",
-              "| method | task | labelled pairs | MAE | Spearman |", "|---|---|---|---|---|"]
-    for method in ("comface", "simclr", "pca", "supervised"):
-        for task in comface.TASKS:
-            for n in cfg.data.n_labelled:
-                key = f"{method}/{task}/n{n}"
-                if f"{key}/mae" in per:
-                    lines.append(f"| {method} | {task} | {n} | {_fmt(per[key + '/mae'])} | {_fmt(per[key + '/spearman'])} |")
-    lines += ["", "| embedding | verification AUC (all) | age +30 y | strong expression |", "|---|---|---|---|"]
-    for method in ("comface", "simclr"):
-        lines.append(f"| {method} | {_fmt(per[f'{method}/verify/auc'])} | {_fmt(per[f'{method}/verify/auc_age'])} | "
-                     f"{_fmt(per[f'{method}/verify/auc_expression'])} |")
-    return "\n".join(lines), recs
-
-
-CLAIMS: dict[str, Callable[[str, Sequence[int]], tuple[str, list[metrics.Metric]]]] = {"comface": comface_claims}
 
 
 def _machine() -> str:
@@ -126,7 +90,7 @@ def update_results_md(method: str, body: str, command: str, wall_s: float) -> No
 
 def main(argv: Sequence[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--method", required=True, choices=sorted(CLAIMS))
+    ap.add_argument("--method", required=True, choices=methods())
     ap.add_argument("--profile", default="cpu")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--no-results-md", action="store_true", help="do not touch benchmarks/RESULTS.md")
@@ -135,7 +99,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if len(args.seeds) < 3 and profile == "cpu":
         print(f"note: {len(args.seeds)} seed(s); claims need at least 3 seeds at the cpu profile", file=sys.stderr)
     t0 = time.time()
-    body, recs = CLAIMS[args.method](profile, args.seeds)
+    body, recs = claims_fn(args.method)(profile, args.seeds)
     wall = time.time() - t0
     path = metrics.record(f"claims_{args.method}", recs, profile=profile, seeds=args.seeds)
     command = "python benchmarks/claims.py " + " ".join(argv if argv is not None else sys.argv[1:])

@@ -1,4 +1,4 @@
-"""The ``facekit`` command: info, synth, cards, run, assets."""
+"""The ``facekit`` command: info, synth, cards, run, train, assets."""
 
 from __future__ import annotations
 
@@ -109,6 +109,21 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train(args: argparse.Namespace) -> int:
+    from facekit.methods import method_module
+
+    try:
+        module = method_module(args.name)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    for seed in args.seed:
+        model, result = module.train_and_load(args.profile, seed, progress=not args.quiet)
+        how = "loaded from cache" if getattr(result, "loaded", False) else "trained"
+        print(f"{args.name} (profile {args.profile or 'from $FACEKIT_PROFILE'}, seed {seed}): {how}")
+    return 0
+
+
 def _assets(args: argparse.Namespace) -> int:
     from facekit.synth.assets import fetch_ict
 
@@ -158,6 +173,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--notebooks", default="notebooks", help="folder of notebooks")
     p.add_argument("--out", default=None, help="folder for executed notebooks (default results/<profile>/notebooks)")
     p.set_defaults(func=_run)
+
+    p = sub.add_parser("train", help="train (or load from the cache) one method's model")
+    p.add_argument("name", help="comface | fmae_iat | synfer | gencon | plugen")
+    p.add_argument("--profile", default=None, choices=list(PROFILES), help="default: $FACEKIT_PROFILE or cpu")
+    p.add_argument("--seed", type=int, nargs="+", default=[0])
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=_train)
 
     p = sub.add_parser("assets", help="manage downloadable assets")
     asub = p.add_subparsers(dest="action", required=True)

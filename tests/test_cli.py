@@ -92,3 +92,9 @@ def test_run_goes_on_past_a_failing_notebook(tmp_path):
     assert (out / "01_bad.ipynb").exists() and (out / "02_good.ipynb").exists()
     executed = nbformat.read(out / "00_good.ipynb", as_version=4)
     assert any("seed = 5" in c.source for c in executed.cells)
+
+
+def test_train_unknown_method_names_the_valid_ones(capsys):
+    assert main(["train", "nope"]) == 2
+    err = capsys.readouterr().err
+    assert "method='nope'" in err and "comface" in err and "plugen" in err
