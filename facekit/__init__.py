@@ -6,4 +6,13 @@ from facekit.synth.render import render
 
 __version__ = "0.1.0"
 
-__all__ = ["AU_NAMES", "EMOTIONS", "FaceParams", "render", "__version__"]
+__all__ = ["AU_NAMES", "EMOTIONS", "Analyzer", "FaceParams", "render", "__version__"]
+
+
+def __getattr__(name: str) -> object:
+    # The Analyzer pulls in pandas and OpenCV; import it only when asked for.
+    if name == "Analyzer":
+        from facekit.analyze import Analyzer
+
+        return Analyzer
+    raise AttributeError(f"module 'facekit' has no attribute {name!r}")

@@ -1,4 +1,4 @@
-"""The ``facekit`` command: info, synth, cards, run, train, assets."""
+"""The ``facekit`` command: info, synth, cards, run, analyze, report, train, assets."""
 
 from __future__ import annotations
 
@@ -97,8 +97,23 @@ def _run(args: argparse.Namespace) -> int:
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    results = run_notebooks(args.notebooks, profile=args.profile, only=args.only, params=params,
-                            jobs=args.jobs, out_dir=args.out)
+    if args.grid:
+        from facekit.runner import run_grid
+
+        if args.only or params:
+            print("error: --grid takes its notebooks and parameters from the grid file; drop --only/--param",
+                  file=sys.stderr)
+            return 2
+        try:
+            results, summary = run_grid(args.grid, args.notebooks, profile=args.profile, jobs=args.jobs,
+                                        out_dir=args.out)
+        except ValueError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        print(f"summary: {summary}")
+    else:
+        results = run_notebooks(args.notebooks, profile=args.profile, only=args.only, params=params,
+                                jobs=args.jobs, out_dir=args.out)
     failed = [r for r in results if not r.ok]
     for r in results:
         status = "ok" if r.ok else f"FAILED ({r.error})"
@@ -106,6 +121,52 @@ def _run(args: argparse.Namespace) -> int:
     if failed:
         print(f"{len(failed)} of {len(results)} notebooks failed: {', '.join(r.name for r in failed)}", file=sys.stderr)
         return 1
+    return 0
+
+
+def _analyze(args: argparse.Namespace) -> int:
+    from facekit.analyze import Analyzer, print_missing, write_table
+
+    out = Path(args.out) if args.out else None
+    if out is not None:
+        if out.suffix.lower() not in (".csv", ".parquet"):
+            print(f"error: --out {str(out)!r} must end in .csv or .parquet", file=sys.stderr)
+            return 2
+        if out.exists() and not args.overwrite:
+            print(f"error: {out} exists; pass --overwrite to replace it (nothing was analysed)", file=sys.stderr)
+            return 2
+    try:
+        df = Analyzer(args.profile, args.seed, detector=args.detector, fallback=args.fallback).analyze(args.paths)
+    except (ValueError, ImportError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print_missing(df)
+    counts = df["status"].value_counts().to_dict() if len(df) else {}
+    print(f"{len(df)} rows: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())), file=sys.stderr)
+    if out is None:
+        print(df.drop(columns=["identity_embedding"], errors="ignore").to_string(max_cols=12))
+        return 0
+    write_table(df, out, overwrite=args.overwrite)
+    print(f"wrote {out}", file=sys.stderr)
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from facekit.pilot import evaluate
+    from facekit.report import write_report
+
+    try:
+        result = evaluate(args.scenario, args.profile)
+        paths = write_report(result, args.out or f"pilot_report_{result.scenario.name.lower().replace(' ', '_')}",
+                             overwrite=args.overwrite)
+    except (ValueError, FileExistsError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    missing = [n for n, r in result.records.items() if r["status"] == "MISSING"]
+    if missing:
+        print(f"note: records missing at profile {result.profile}: {missing}", file=sys.stderr)
+    print(f"recommendation: {result.recommendation} ({'; '.join(result.reasons)})")
+    print(f"wrote {paths[0]} and {paths[1]}")
     return 0
 
 
@@ -169,10 +230,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--profile", default=None, choices=list(PROFILES), help="default: $FACEKIT_PROFILE or cpu")
     p.add_argument("--only", nargs="+", default=None, help="notebook names or number prefixes, e.g. 00 01")
     p.add_argument("--param", action="append", default=[], metavar="K=V", help="extra parameter (repeatable)")
-    p.add_argument("--jobs", type=int, default=1)
+    p.add_argument("--grid", default=None, help="a YAML parameter grid (see facekit.runner.Grid); "
+                   "every run keeps its executed notebook and records, and summary.csv collects them")
+    p.add_argument("--jobs", type=int, default=1, help="notebooks run in parallel processes")
     p.add_argument("--notebooks", default="notebooks", help="folder of notebooks")
     p.add_argument("--out", default=None, help="folder for executed notebooks (default results/<profile>/notebooks)")
     p.set_defaults(func=_run)
+
+    p = sub.add_parser("analyze", help="analyse real photos: one row per file or face, with status and reason")
+    p.add_argument("paths", nargs="+", help="image files and folders")
+    p.add_argument("--out", default=None, help="table to write: .csv or .parquet (default: print a summary)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
+    p.add_argument("--profile", default=None, choices=list(PROFILES), help="which cached models (default: $FACEKIT_PROFILE or cpu)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--detector", default="haar", choices=["haar", "dlib"])
+    p.add_argument("--fallback", default=None, choices=["center"], help="crop the middle of photos where no face is found")
+    p.set_defaults(func=_analyze)
+
+    p = sub.add_parser("report", help="the pilot ROI report (HTML + Markdown) from the metric records and a scenario")
+    p.add_argument("--scenario", required=True, help="a scenario YAML file, or an example: production_line, "
+                   "customer_service, hr_interviews")
+    p.add_argument("--profile", default=None, choices=list(PROFILES), help="which records (default: $FACEKIT_PROFILE or cpu)")
+    p.add_argument("--out", default=None, help="report path without suffix (default: pilot_report_<scenario>)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing report")
+    p.set_defaults(func=_report)
 
     p = sub.add_parser("train", help="train (or load from the cache) one method's model")
     p.add_argument("name", help="comface | fmae_iat | synfer | gencon | plugen")

@@ -7,16 +7,21 @@ cell's output, and the summary says which one failed and where to look.
 from __future__ import annotations
 
 import dataclasses
+import itertools
+import json
 import os
+import re
 import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import yaml
 
 from facekit.config import get_profile, results_dir
+from facekit.io import atomic_write
 
 
 @dataclasses.dataclass
@@ -53,11 +58,19 @@ def discover(folder: str | Path, only: Sequence[str] | None = None) -> list[Path
     return notebooks
 
 
-def run_one(notebook: Path, output: Path, profile: str, params: dict[str, Any]) -> RunResult:
-    """Execute one notebook; the executed copy is written atomically, failed or not."""
+def run_one(notebook: Path, output: Path, profile: str, params: dict[str, Any],
+            results: Path | None = None) -> RunResult:
+    """Execute one notebook; the executed copy is written atomically, failed or not.
+
+    ``results`` redirects the notebook's metric records (``FACEKIT_RESULTS``), so that grid runs
+    of one notebook do not overwrite each other's records.
+    """
     import papermill as pm
 
     os.environ["FACEKIT_PROFILE"] = profile
+    old_results = os.environ.get("FACEKIT_RESULTS")
+    if results is not None:
+        os.environ["FACEKIT_RESULTS"] = str(results)
     output.parent.mkdir(parents=True, exist_ok=True)
     tmp = output.with_name(f".running.{output.name}")
     t0 = time.perf_counter()
@@ -69,6 +82,12 @@ def run_one(notebook: Path, output: Path, profile: str, params: dict[str, Any]) 
         error = f"cell {e.exec_count}: {e.ename}: {e.evalue}"
     except Exception as e:  # a batch survives anything one notebook does
         error = f"{type(e).__name__}: {e}"
+    finally:
+        if results is not None:
+            if old_results is None:
+                os.environ.pop("FACEKIT_RESULTS", None)
+            else:
+                os.environ["FACEKIT_RESULTS"] = old_results
     if tmp.exists():
         os.replace(tmp, output)
     return RunResult(notebook.stem, error is None, output, time.perf_counter() - t0, error)
@@ -95,3 +114,93 @@ def run_notebooks(
     with ProcessPoolExecutor(max_workers=jobs) as pool:
         futures = [pool.submit(run_one, *t) for t in tasks]
         return [f.result() for f in futures]
+
+
+# ----------------------------------------------------------------------------- grids
+
+
+@dataclasses.dataclass(frozen=True)
+class Grid:
+    """A parameter grid from YAML: ``notebooks`` (names or number prefixes; default all),
+    ``profile`` (optional), ``parameters`` (each a list: the grid is their product) and
+    ``fixed`` (the same for every run)."""
+
+    notebooks: tuple[str, ...] | None
+    profile: str | None
+    parameters: dict[str, list[Any]]
+    fixed: dict[str, Any]
+
+    @classmethod
+    def load(cls, path: str | Path) -> Grid:
+        p = Path(path)
+        if not p.is_file():
+            raise ValueError(f"grid file {str(path)!r} does not exist")
+        data = yaml.safe_load(p.read_text()) or {}
+        valid = {"notebooks", "profile", "parameters", "fixed"}
+        if not isinstance(data, dict) or set(data) - valid:
+            bad = sorted(set(data) - valid) if isinstance(data, dict) else data
+            raise ValueError(f"{p}: unknown keys {bad}; valid keys are {sorted(valid)}")
+        params = data.get("parameters") or {}
+        if not isinstance(params, dict) or not params:
+            raise ValueError(f"{p}: 'parameters' must map names to lists of values, e.g. seed: [0, 1, 2]")
+        for k, v in params.items():
+            if not str(k).isidentifier():
+                raise ValueError(f"{p}: parameter {k!r} is not a valid Python name")
+            if not isinstance(v, list) or not v:
+                raise ValueError(f"{p}: parameters.{k}={v!r} is not valid; pass a non-empty list")
+        nbs = data.get("notebooks")
+        nbs = tuple(str(n) for n in ([nbs] if isinstance(nbs, str | int) else nbs)) if nbs is not None else None
+        return cls(nbs, data.get("profile"), {str(k): v for k, v in params.items()}, dict(data.get("fixed") or {}))
+
+    def points(self) -> list[dict[str, Any]]:
+        keys = list(self.parameters)
+        return [dict(zip(keys, combo, strict=True)) for combo in itertools.product(*self.parameters.values())]
+
+
+def _slug(params: dict[str, Any]) -> str:
+    return "__".join(f"{k}={re.sub(r'[^A-Za-z0-9.+-]', '_', str(v))}" for k, v in params.items())
+
+
+def run_grid(grid: Grid | str | Path, folder: str | Path = "notebooks", profile: str | None = None,
+             jobs: int = 1, out_dir: str | Path | None = None) -> tuple[list[RunResult], Path]:
+    """Every notebook at every grid point; each run keeps its executed notebook and its own
+    records. A failing run never stops the others. Returns the results and ``summary.csv``,
+    whose columns are the notebook, the parameters, the status, the time and each run's
+    recorded metrics (``<record>/<metric>``)."""
+    g = grid if isinstance(grid, Grid) else Grid.load(grid)
+    profile = get_profile(profile or g.profile)
+    if jobs < 1:
+        raise ValueError(f"jobs={jobs} is not valid; pass an int >= 1")
+    notebooks = discover(folder, g.notebooks)
+    out = Path(out_dir) if out_dir else results_dir(profile) / "grid"
+    tasks, rows = [], []
+    for nb in notebooks:
+        for point in g.points():
+            run = out / nb.stem / _slug(point)
+            tasks.append((nb, run / nb.name, profile, {**g.fixed, **point}, run / "results"))
+            rows.append({"notebook": nb.stem, **point})
+    if jobs == 1 or len(tasks) <= 1:
+        results = [run_one(*t) for t in tasks]
+    else:
+        with ProcessPoolExecutor(max_workers=jobs) as pool:
+            results = [f.result() for f in [pool.submit(run_one, *t) for t in tasks]]
+    for row, task, res in zip(rows, tasks, results, strict=True):
+        row.update(status="ok" if res.ok else "failed", seconds=round(res.seconds, 1), error=res.error or "",
+                   output=str(res.output))
+        for rec in sorted((task[4] / profile).glob("*.json")):
+            metrics = json.loads(rec.read_text()).get("metrics", {})
+            row.update({f"{rec.stem}/{k}": v.get("value") for k, v in metrics.items()})
+    frame = pd.DataFrame(rows)
+    summary = out / "summary.csv"
+    atomic_write(summary, frame.to_csv(index=False))
+    atomic_write(out / "summary.md", _markdown(frame.drop(columns=["output"])))
+    return results, summary
+
+
+def _markdown(frame: pd.DataFrame) -> str:
+    def cell(v: Any) -> str:
+        return f"{v:.4g}" if isinstance(v, float) else str(v).replace("|", "/")
+
+    lines = ["| " + " | ".join(frame.columns) + " |", "|" + "---|" * len(frame.columns)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+    return "\n".join(lines) + "\n"

@@ -98,3 +98,36 @@ def test_train_unknown_method_names_the_valid_ones(capsys):
     assert main(["train", "nope"]) == 2
     err = capsys.readouterr().err
     assert "method='nope'" in err and "comface" in err and "plugen" in err
+
+
+def test_run_grid_keeps_every_run_and_its_records(tmp_path):
+    import nbformat
+    import pandas as pd
+
+    folder = tmp_path / "nbs"
+    folder.mkdir()
+    nb = nbformat.v4.new_notebook()
+    params = nbformat.v4.new_code_cell("profile = 'smoke'\nseed = 0\nscale = 1.0")
+    params.metadata["tags"] = ["parameters"]
+    body = ("from facekit import metrics\n"
+            "if scale < 0:\n    raise ValueError('scale must be >= 0')\n"
+            "metrics.record('05_grid', {'f1': seed + scale}, profile=profile)")
+    nb.cells = [params, nbformat.v4.new_code_cell(body)]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, folder / "05_grid.ipynb")
+    grid = tmp_path / "grid.yaml"
+    grid.write_text("notebooks: ['05']\nprofile: smoke\nparameters:\n  seed: [0, 1]\n  scale: [0.5, -1]\n")
+    out = tmp_path / "out"
+    proc = subprocess.run([sys.executable, "-m", "facekit.cli", "run", "--grid", str(grid), "--notebooks", str(folder),
+                           "--out", str(out), "--jobs", "2"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1, proc.stderr
+    summary = pd.read_csv(out / "summary.csv")
+    assert len(summary) == 4 and (summary.status == "failed").sum() == 2
+    good = summary[summary.status == "ok"].sort_values("seed")
+    assert good["05_grid/f1"].tolist() == [0.5, 1.5]  # each run's own record, not the last one's
+    assert summary.loc[summary.status == "failed", "error"].str.contains("scale must be >= 0").all()
+    assert len(list(out.glob("05_grid/*/05_grid.ipynb"))) == 4  # failed runs keep their executed notebook
+    assert (out / "summary.md").read_text().startswith("| notebook | seed | scale |")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("parameters:\n  seed: 3\n")
+    assert main(["run", "--grid", str(bad)]) == 2

@@ -15,58 +15,6 @@ from facekit.real.load import MAX_SIDE
 NO_CV2 = "the `real` extra (opencv-python-headless) is not installed"
 
 
-def _face_like(w: int = 64, h: int = 48) -> np.ndarray:
-    """A uint8 RGB image whose left half is red: orientation is visible in the pixels."""
-    a = np.full((h, w, 3), 200, np.uint8)
-    a[:, : w // 2] = (255, 0, 0)
-    return a
-
-
-@pytest.fixture(scope="module")
-def matrix(tmp_path_factory):
-    """One file per case, named by the status it must get."""
-    d = tmp_path_factory.mktemp("photos")
-    cases: dict[str, tuple[str, object]] = {}
-    Image.fromarray(_face_like()).save(d / "rgb.png")
-    cases["rgb.png"] = ("ok", None)
-    exif = Image.Exif()
-    exif[0x0112] = 6  # stored sideways: display rotated 90 degrees clockwise
-    Image.fromarray(_face_like()).save(d / "sideways.jpg", exif=exif, quality=95)
-    cases["sideways.jpg"] = ("ok", None)
-    Image.fromarray(_face_like()[..., 0]).save(d / "grey.pgm")
-    cases["grey.pgm"] = ("ok", None)
-    Image.fromarray(_face_like()).convert("P", palette=Image.Palette.ADAPTIVE).save(d / "palette.gif")
-    cases["palette.gif"] = ("ok", None)
-    deep = np.full((40, 40), 32768, np.uint16)
-    deep[:, :20] = 65535
-    Image.fromarray(deep).save(d / "deep16.png")
-    cases["deep16.png"] = ("ok", None)
-    Image.new("CMYK", (40, 40), (255, 0, 0, 0)).save(d / "cmyk.jpg")  # pure cyan ink
-    cases["cmyk.jpg"] = ("ok", None)
-    rgba = np.zeros((40, 40, 4), np.uint8)  # fully transparent: must come out white
-    Image.fromarray(rgba).save(d / "transparent.png")
-    cases["transparent.png"] = ("ok", None)
-    Image.fromarray(_face_like(20, 20)).save(d / "tiny.png")
-    cases["tiny.png"] = ("too_small", None)
-    Image.fromarray(np.full((2400, 3000, 3), 90, np.uint8)).save(d / "huge.png", compress_level=1)
-    cases["huge.png"] = ("ok", None)
-    good = (d / "rgb.png").read_bytes()
-    (d / "truncated.png").write_bytes(good[: len(good) // 2])
-    cases["truncated.png"] = ("corrupt", None)
-    (d / "noise.jpg").write_bytes(np.random.default_rng(0).bytes(500))
-    cases["noise.jpg"] = ("not_image", None)
-    (d / "notes.txt").write_text("not a photo")
-    cases["notes.txt"] = ("not_image", None)
-    (d / "empty.png").write_bytes(b"")
-    cases["empty.png"] = ("empty", None)
-    cases["missing.png"] = ("missing", None)
-    odd = d / "with space" / "ünï cödé 顔.png"
-    odd.parent.mkdir()
-    Image.fromarray(_face_like()).save(odd)
-    cases[str(odd.relative_to(d))] = ("ok", None)
-    return d, cases
-
-
 def test_every_case_gets_its_status_and_the_batch_goes_on(matrix):
     d, cases = matrix
     paths = [d / name for name in cases]
@@ -97,10 +45,10 @@ def test_modes_are_converted_faithfully(matrix):
     assert max(got["huge.png"].shape[:2]) == MAX_SIDE and got["huge.png"].shape[:2] == (1638, 2048)
 
 
-def test_folders_are_sorted_recursive_and_skip_hidden(matrix, tmp_path):
+def test_folders_are_sorted_recursive_and_skip_hidden(matrix, tmp_path, face_like):
     d, _ = matrix
     (d / ".ipynb_checkpoints").mkdir(exist_ok=True)
-    Image.fromarray(_face_like()).save(d / ".ipynb_checkpoints" / "copy.png")
+    Image.fromarray(face_like()).save(d / ".ipynb_checkpoints" / "copy.png")
     files = image_files(d)
     assert files == sorted(files) and all(".ipynb" not in str(f) for f in files)
     assert any(f.name == "ünï cödé 顔.png" for f in files) and not any(f.suffix == ".txt" for f in files)
@@ -109,8 +57,8 @@ def test_folders_are_sorted_recursive_and_skip_hidden(matrix, tmp_path):
     assert [r.status for r in load_images([tmp_path / "nothing", d / "rgb.png"])] == ["no_images", "ok"]
 
 
-def test_arrays_in_any_layout(tmp_path):
-    u8 = _face_like()
+def test_arrays_in_any_layout(tmp_path, face_like):
+    u8 = face_like()
     recs = load_images([
         u8, u8[..., 0], u8.astype(np.float32) / 255, torch.from_numpy(u8).permute(2, 0, 1),
         np.stack([u8, u8]), np.zeros((40, 40, 5)), np.full((40, 40), 2.0), "not/there.png",

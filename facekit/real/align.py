@@ -55,6 +55,7 @@ class FaceRecord:
     eyes: tuple[tuple[float, float], tuple[float, float]] | None = None
     roll: float = 0.0
     image_size: tuple[int, int] | None = None  # (width, height) after loading
+    loaded: str = ""  # how the file was read (format, size, mode, any downscaling)
 
 
 def crop_face(
@@ -144,7 +145,7 @@ def align_faces(
             continue
         img = item.image
         h, w = img.shape[:2]
-        rec = FaceRecord(item.source, "no_face", "", image_size=(w, h))
+        rec = FaceRecord(item.source, "no_face", "", image_size=(w, h), loaded=item.reason)
         gray = to_gray_u8(img)
         faces = faces_in_gray(gray, detector, min_neighbors, min_size=min_face) if detect else []
         if faces:
