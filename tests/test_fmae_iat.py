@@ -1,0 +1,145 @@
+"""FMAE-IAT: gradient reversal, the MAE, the stream, the AU set, the detector and its bad input."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict
+
+import numpy as np
+import pytest
+import torch
+
+from facekit.methods import fmae_iat
+from facekit.methods.fmae_iat_data import AUDataConfig, FaceStream, StreamConfig, au_set, fold_split
+from facekit.models.heads import AUHead, GradientReversal, grad_reverse, identity_head
+from facekit.models.vit_mae import FaceMAE, ViTFeatures, ViTSpec
+
+TINY = ViTSpec(size=32, patch=8, width=32, depth=1, heads=2, decoder_width=32, decoder_depth=1)
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("FACEKIT_CACHE", str(tmp_path / "cache"))
+
+
+def test_gradient_reversal_flips_and_scales_the_gradient():
+    x = torch.randn(4, 3, requires_grad=True)
+    y = grad_reverse(x, 2.0)
+    assert torch.equal(y, x)
+    y.sum().backward()
+    assert torch.allclose(x.grad, torch.full_like(x, -2.0))
+    x.grad = None
+    GradientReversal(0.5)(x).pow(2).sum().backward()
+    assert torch.allclose(x.grad, -0.5 * 2 * x.detach())
+
+
+@pytest.mark.parametrize("bad", [-1.0, float("nan"), float("inf"), "2"])
+def test_bad_reversal_scale_is_refused(bad):
+    with pytest.raises(ValueError, match=r"reversal scale=.*not valid.*finite number >= 0"):
+        grad_reverse(torch.zeros(2), bad)
+    with pytest.raises(ValueError, match="reversal scale"):
+        fmae_iat.Variant("mae", "linear", bad)
+    with pytest.raises(ValueError, match="reversal scale"):
+        fmae_iat.FinetuneConfig(scales=(1.0, bad))
+
+
+def test_heads_shapes_and_bad_kinds():
+    h = torch.randn(5, 16)
+    assert identity_head("linear", 16, 7)(h).shape == (5, 7)
+    mlp = identity_head("mlp", 16, 7)
+    assert mlp(h).shape == (5, 7) and len(list(mlp.parameters())) == 4
+    assert AUHead(16, 12)(h).shape == (5, 12)
+    with pytest.raises(ValueError, match="'deep'.*linear.*mlp"):
+        identity_head("deep", 16, 7)
+
+
+def test_mae_masks_three_quarters_and_reconstructs_visible_patches():
+    torch.manual_seed(0)
+    mae = FaceMAE(**asdict(TINY))
+    x = torch.rand(3, 3, 32, 32)
+    loss = mae(x)
+    assert loss.ndim == 0 and math.isfinite(float(loss.detach()))
+    out = mae.reconstruct(x)
+    assert out["mask"].sum(1).tolist() == [12.0] * 3  # 75% of 16 patches hidden
+    visible = ~out["mask"].bool()
+    patches = mae.mae.patchify(out["reconstruction"])
+    assert torch.allclose(patches[visible], mae.mae.patchify(x)[visible], atol=1e-5)
+    with pytest.raises(ValueError, match="N x 3 x 32 x 32"):
+        mae(torch.rand(2, 3, 40, 40))
+
+
+def test_encoder_weights_move_from_mae_to_the_au_model():
+    torch.manual_seed(0)
+    mae = FaceMAE(**asdict(TINY))
+    net = fmae_iat._from_mae(mae.encoder_state(), vit=asdict(TINY), aus=["AU1", "AU12"], n_subjects=3, id_head="linear")
+    for k, v in mae.mae.vit.state_dict().items():
+        assert torch.equal(net.encoder.vit.state_dict()[k], v), k
+    feats = ViTFeatures(**asdict(TINY))
+    x = torch.rand(2, 3, 32, 32)
+    assert feats(x).shape == (2, 32)
+    assert torch.equal(net.encoder(x), net.encoder(x))  # no random patch shuffle at fine-tuning
+
+
+def test_stream_is_endless_new_people_and_reproducible():
+    stream = FaceStream(StreamConfig(target_fraction=0.5), size=32, batch_size=8)
+    a, b = stream(3), stream(3)
+    assert a.shape == (8, 3, 32, 32) and torch.equal(a, b)
+    assert not torch.equal(stream(4), a)
+    p, target, _ = stream.params(torch.arange(64))
+    assert len(torch.unique(p.identity, dim=0)) == 64  # every item is a new person
+    assert 0 < int(target.sum()) < 64  # both styles
+    with pytest.raises(ValueError, match="target_fraction=1.5"):
+        StreamConfig(target_fraction=1.5)
+
+
+def test_au_set_folds_are_subject_disjoint_and_identity_predicts_au_rates():
+    d = AUDataConfig(n_subjects=6, n_val_subjects=2, images_per_subject=30, probe_images_per_subject=2, size=32,
+                     propensity_strength=2.0)
+    data = au_set(d, seed=0)
+    train = data["train"]
+    assert train["label"].shape == (180, 12) and set(train["subject"].tolist()) == set(range(6))
+    tr, te = fold_split(train, 1)
+    assert set(tr["subject"].tolist()) == set(range(4)) and set(te["subject"].tolist()) == {1, 4}
+    rates = torch.stack([train["label"][train["subject"] == s].float().mean(0) for s in range(6)])
+    assert float(rates.std(0).mean()) > 0.1  # subject-specific base rates (binomial noise alone ~0.08)
+    with pytest.raises(KeyError, match="AU99"):
+        AUDataConfig(aus=("AU1", "AU99"))
+
+
+def test_iat_loss_adds_the_identity_term():
+    torch.manual_seed(0)
+    net = fmae_iat.AUNet(asdict(TINY), ["AU1", "AU12"], n_subjects=3, id_head="linear")
+    batch = {"image": torch.randint(0, 255, (6, 3, 32, 32), dtype=torch.uint8), "label": torch.zeros(6, 2),
+             "subject": torch.tensor([0, 1, 2, 0, 1, 2])}
+    out = fmae_iat.iat_loss(net, batch, reversal=2.0, n_subjects=3)
+    assert torch.allclose(out["loss"], out["au"] + out["identity"])
+    # the identity head learns (normal gradient) while the encoder is pushed the other way
+    out["loss"].backward()
+    assert net.id_head.weight.grad.abs().sum() > 0
+    none = fmae_iat.AUNet(asdict(TINY), ["AU1", "AU12"])
+    assert "identity" not in fmae_iat.iat_loss(none, batch, 0.0, 1)
+
+
+def test_detector_trains_loads_resizes_and_checks_aus():
+    with pytest.raises(FileNotFoundError, match=r"03_mae_iat_au.*facekit train fmae_iat"):
+        fmae_iat.load("smoke", seed=0)
+    det, result = fmae_iat.train_and_load("smoke", seed=0, progress=False)
+    assert not result.loaded and len(det.aus) >= 12 and det.aus[:2] == ["AU1", "AU2"]
+    grey = torch.rand(3, 1, 50, 37)  # wrong size and one channel: resized and expanded
+    p = det.predict_proba(grey)
+    assert p.shape == (3, len(det.aus)) and np.all((p >= 0) & (p <= 1))
+    assert det.features(grey).shape == (3, det.net.encoder.dim)
+    again = fmae_iat.load("smoke", seed=0)
+    assert np.allclose(again.predict_proba(grey), p, atol=1e-6)
+    with pytest.raises(ValueError, match=r"AU list \['AU1', 'AU2'\] does not match the checkpoint's AU list \['AU1'"):
+        fmae_iat.load("smoke", seed=0, aus=["AU1", "AU2"])
+    with pytest.raises(ValueError, match="N x 3 x H x W"):
+        det.predict_proba(torch.rand(2, 2, 32, 32))
+
+
+def test_identity_probe_separates_clusters_from_noise():
+    rng = np.random.default_rng(0)
+    subjects = np.repeat(np.arange(5), 8)
+    clustered = rng.normal(size=(5, 10))[subjects] + 0.1 * rng.normal(size=(40, 10))
+    assert fmae_iat.identity_probe(clustered, subjects) > 0.9
+    assert fmae_iat.identity_probe(rng.normal(size=(40, 10)), subjects) < 0.5
