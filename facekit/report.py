@@ -8,6 +8,7 @@ and how old each one is.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import html
 import io
 import math
@@ -55,6 +56,36 @@ def tornado_figure(result: PilotResult) -> plt.Figure:
     return fig
 
 
+def volume_figure(result: PilotResult) -> plt.Figure:
+    """Net value over the horizon against monthly volume: where the line crosses zero is the
+    break-even volume, and the dot is the scenario's own volume. Without a quality record only
+    the costs are known, and the figure shows them (as a negative value) and says so."""
+    from facekit.pilot import economics
+
+    s, cur = result.scenario, result.scenario.currency
+    quality = result.kpis["quality"].value if result.kpis.get("quality") else None
+    top = 4 * s.decisions_per_month
+    if result.econ is not None and math.isfinite(result.econ["break_even_decisions_per_month"]):
+        top = max(top, 2 * result.econ["break_even_decisions_per_month"])
+    vols = [top * i / 200 for i in range(1, 201)]
+
+    def net(v: float) -> float:
+        e = economics(dataclasses.replace(s, decisions_per_month=v), 1 - s.baseline_error_rate
+                      if quality is None else quality)  # no record: a model no better than today
+        return (e["benefit_per_month"] - e["operating_cost_per_month"]) * s.horizon_months - e["one_off_cost"]
+
+    fig, ax = plt.subplots(figsize=(6, 3.4))
+    ax.plot(vols, [net(v) for v in vols], color="#00798c" if quality is not None else "#8d6e63")
+    ax.axhline(0, color="grey", lw=0.8, ls="--")
+    ax.plot([s.decisions_per_month], [net(s.decisions_per_month)], "o", color=VERDICT_COLOURS[result.recommendation])
+    ax.set_xlabel("decisions per month")
+    ax.set_ylabel(f"net value over {s.horizon_months} months ({cur})")
+    ax.set_title(f"{s.name}: {result.recommendation}" if quality is not None
+                 else f"{s.name}: costs only (no record {s.quality})", fontsize=9 if quality is None else None)
+    fig.tight_layout()
+    return fig
+
+
 def kpi_figure(result: PilotResult) -> plt.Figure:
     """Data cost per label, real against synthetic: the first thing synthetic data changes."""
     d, cur = result.data, result.scenario.currency
@@ -67,11 +98,16 @@ def kpi_figure(result: PilotResult) -> plt.Figure:
     return fig
 
 
-def _png(fig: plt.Figure) -> str:
+def figure_png(fig: plt.Figure) -> bytes:
+    """The figure as PNG bytes (for widgets and reports), closed afterwards."""
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110)
     plt.close(fig)
-    return base64.b64encode(buf.getvalue()).decode()
+    return buf.getvalue()
+
+
+def _png(fig: plt.Figure) -> str:
+    return base64.b64encode(figure_png(fig)).decode()
 
 
 def kpi_rows(result: PilotResult) -> list[tuple[str, str, str]]:
@@ -138,7 +174,7 @@ def html_report(result: PilotResult) -> str:
     s = result.scenario
     esc = html.escape
     colour = VERDICT_COLOURS[result.recommendation]
-    figs = [kpi_figure(result)] + ([tornado_figure(result)] if result.tornado else [])
+    figs = [kpi_figure(result), volume_figure(result)] + ([tornado_figure(result)] if result.tornado else [])
     imgs = "".join(f'<img alt="figure" src="data:image/png;base64,{_png(f)}">' for f in figs)
     kpis = "".join(f"<tr><td>{esc(a)}</td><td>{esc(b)}</td><td>{esc(c)}</td></tr>" for a, b, c in kpi_rows(result))
     recs = "".join(f"<tr class='{'missing' if r['status'] == 'MISSING' else ''}'><td>{esc(n)}</td><td>{r['status']}"

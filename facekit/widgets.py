@@ -95,3 +95,93 @@ class FaceExplorer:
         from IPython.display import display
 
         display(self.widget)
+
+
+# slider name -> (min, max, step); the scenario gives the starting value
+PILOT_SLIDERS: dict[str, tuple[float, float, float]] = {
+    "decisions_per_month": (0.0, 500000.0, 1000.0),
+    "baseline_error_rate": (0.0, 1.0, 0.01),
+    "cost_per_error": (0.0, 100.0, 0.5),
+    "synthetic_fraction": (0.0, 1.0, 0.05),
+    "horizon_months": (1.0, 60.0, 1.0),
+}
+
+
+class PilotExplorer:
+    """Pick a scenario and move its drivers: the ROI, payback and recommendation are recomputed
+    from the same metric records the report reads (``facekit.pilot``), so a meeting can ask
+    "what if we had twice the volume?" and see the answer with its uncertainty."""
+
+    def __init__(self, scenarios: Sequence[str] | None = None, profile: str | None = None) -> None:
+        from facekit.metrics import load_records
+        from facekit.pilot import Scenario, example_scenarios
+
+        names = list(scenarios or example_scenarios())
+        self.scenarios = {n: Scenario.load(n) for n in names}
+        self.records = load_records(profile)
+        self.profile = profile
+        self.scenario = widgets.Dropdown(options=names, value=names[0], description="scenario")
+        self.scenario.observe(self._on_scenario, names="value")
+        self.sliders: dict[str, widgets.FloatSlider] = {}
+        for name, (lo, hi, step) in PILOT_SLIDERS.items():
+            s = widgets.FloatSlider(min=lo, max=hi, step=step, description=name.replace("_", " "),
+                                    continuous_update=False, style={"description_width": "11em"},
+                                    layout=widgets.Layout(width="28em"))
+            s.add_class("facekit-slider")
+            s.observe(self._on_change, names="value")
+            self.sliders[name] = s
+        self.figure = widgets.Image(format="png")
+        self.figure.add_class("facekit-face")
+        self.summary = widgets.HTML()
+        self.widget = widgets.HBox([widgets.VBox([self.scenario, *self.sliders.values()]),
+                                    widgets.VBox([self.figure, self.summary])])
+        self.widget.add_class("facekit-explorer")
+        self.updates = 0
+        self._quiet = False
+        self._on_scenario()
+
+    def current(self) -> object:
+        """The scenario with the sliders' values."""
+        import dataclasses
+
+        base = self.scenarios[self.scenario.value]
+        changes = {n: (int(s.value) if n == "horizon_months" else s.value) for n, s in self.sliders.items()}
+        return dataclasses.replace(base, **changes)
+
+    def _on_scenario(self, _change: object = None) -> None:
+        base = self.scenarios[self.scenario.value]
+        self._quiet = True  # one update for the whole scenario, not one per slider
+        for name, s in self.sliders.items():
+            s.max = max(s.max, float(getattr(base, name)))
+            s.value = float(getattr(base, name))
+        self._quiet = False
+        self._update()
+
+    def _on_change(self, _change: object = None) -> None:
+        if not self._quiet:
+            self._update()
+
+    def _update(self) -> None:
+        import math
+
+        from facekit.pilot import evaluate
+        from facekit.report import figure_png, volume_figure
+
+        self.result = evaluate(self.current(), self.profile, records=self.records)
+        self.figure.value = figure_png(volume_figure(self.result))
+        e, u, cur = self.result.econ, self.result.uncertainty, self.result.scenario.currency
+        lines = [f"<b>Recommendation: {self.result.recommendation}</b>", *self.result.reasons]
+        if e and u:
+            pay = "never" if not math.isfinite(e["payback_months"]) else f"{e['payback_months']:.1f} months"
+            lines += [f"ROI {e['roi']:.0%} (95% interval {u['roi_low']:.0%} to {u['roi_high']:.0%})",
+                      f"payback {pay}; errors avoided per 1,000 decisions: {e['errors_avoided_per_1000']:.1f}",
+                      f"one-off cost {e['one_off_cost']:,.0f} {cur}; operating {e['operating_cost_per_month']:,.0f} "
+                      f"{cur} per month"]
+        self.summary.value = "<br>".join(lines)
+        self.updates += 1
+
+    def _ipython_display_(self) -> None:
+        from IPython.display import display
+
+        display(self.widget)
+

@@ -102,7 +102,7 @@ def test_report_from_records_written_by_a_test(tmp_path, monkeypatch, capsys):
     assert "Recommendation: GO" in md and "| claims_y | MISSING |" in md and "ID-preservation rate | MISSING" in md
     html_path, md_path = write_report(r, tmp_path / "report")
     page = html_path.read_text()
-    assert page.count("data:image/png;base64,") == 2 and "<script" not in page and "http" not in page.split("<body>")[1]
+    assert page.count("data:image/png;base64,") == 3 and "<script" not in page and "http" not in page.split("<body>")[1]
     with pytest.raises(FileExistsError, match="--overwrite"):
         write_report(r, tmp_path / "report.html")
     out = tmp_path / "cli_report"
@@ -110,3 +110,20 @@ def test_report_from_records_written_by_a_test(tmp_path, monkeypatch, capsys):
     assert "recommendation: go" in capsys.readouterr().out and out.with_suffix(".html").exists()
     assert main(["report", "--scenario", str(scenario), "--profile", "smoke", "--out", str(out)]) == 2
     assert "--overwrite" in capsys.readouterr().err
+
+
+def test_pilot_explorer_recomputes_when_a_slider_moves(tmp_path, monkeypatch):
+    from facekit.widgets import PilotExplorer
+
+    monkeypatch.setenv("FACEKIT_RESULTS", str(tmp_path / "results"))
+    metrics.record("claims_fmae_iat", [metrics.Metric.from_seeds("iat/f1", [0.7, 0.72, 0.74], [0, 1, 2])],
+                   profile="smoke")
+    ex = PilotExplorer(["production_line", "hr_interviews"], profile="smoke")
+    assert ex.updates == 1 and ex.result.econ is not None
+    roi, image = ex.result.econ["roi"], ex.figure.value
+    ex.sliders["decisions_per_month"].value = 2 * ex.sliders["decisions_per_month"].value
+    assert ex.updates == 2 and ex.result.econ["roi"] > roi and ex.figure.value != image
+    ex.sliders["baseline_error_rate"].value = 0.1  # today's process beats the model
+    assert ex.result.econ["errors_avoided_per_1000"] < 0 and ex.result.recommendation == "stop"
+    ex.scenario.value = "hr_interviews"
+    assert ex.updates == 4 and ex.result.recommendation == "stop" and "2024/1689" in ex.summary.value
