@@ -1,0 +1,235 @@
+"""The SynFER sampling pipeline: a ``diffusers.DiffusionPipeline`` over the conditional UNet.
+
+Text and AUs are guided separately, classifier-free (Ho & Salimans 2022; the compositional
+form of InstructPix2Pix for two conditions)::
+
+    eps = e(0, 0) + s_text * (e(text, 0) - e(0, 0)) + s_au * (e(text, au) - e(text, 0))
+
+where 0 is the empty prompt / the dropped AU tokens. With ``s_text == s_au`` the middle term
+cancels and two UNet passes suffice. Sampling is DDIM (deterministic, ``eta = 0``).
+
+**Semantic guidance** (SynFER Sec. 3.3): at each guided step an external expression
+classifier scores the predicted clean image ``x0 = (x_t - sqrt(1 - a_t) eps) / sqrt(a_t)``
+for the target class, and the *text embedding* takes a step down the cross-entropy gradient,
+normalised by its norm: ``e <- e - scale * g / ||g||`` (per sample). The step costs one UNet
+backward pass, so it is applied on the first ``guidance_fraction`` of the steps (where the
+layout, and so the expression, is decided).
+
+``save_pretrained`` / ``from_pretrained`` write and read a local folder (``model_index.json``,
+``model/`` in safetensors, ``scheduler/``). A folder saved by another facekit or diffusers
+version is refused with a message naming both versions.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import diffusers
+import torch
+import torch.nn.functional as F
+from diffusers import DDIMScheduler, DiffusionPipeline
+from diffusers.utils import BaseOutput
+from torch import Tensor, nn
+
+import facekit
+from facekit.io import atomic_write
+from facekit.methods.synfer_captions import WordTokenizer
+from facekit.models.diffusion import ConditionalUNet
+from facekit.synth.params import AU_NAMES
+from facekit.train import load_pretrained, save_pretrained
+
+INDEX_NAME = "model_index.json"
+
+
+@dataclass
+class SynFEROutput(BaseOutput):
+    """``images``: ``N x 3 x H x W`` in [0, 1]."""
+
+    images: Tensor
+
+
+def _check_scale(name: str, value: float) -> float:
+    if not isinstance(value, int | float) or value < 0 or value != value:
+        raise ValueError(f"{name}={value!r} is not valid; pass a guidance scale >= 0 (0 switches it off)")
+    return float(value)
+
+
+class SynFERPipeline(DiffusionPipeline):
+    """Text- and AU-conditioned face generation with classifier-free and semantic guidance."""
+
+    model: ConditionalUNet
+    scheduler: DDIMScheduler
+
+    def __init__(self, model: ConditionalUNet, scheduler: DDIMScheduler, max_len: int = 16) -> None:
+        super().__init__()
+        self.register_modules(model=model, scheduler=scheduler)
+        self.register_to_config(max_len=max_len)
+        self.tokenizer = WordTokenizer(max_len)
+        self.aus = list(AU_NAMES)
+
+    # ------------------------------------------------------------------ save / load
+    def save_pretrained(self, save_directory: str | Path, **_: object) -> None:  # type: ignore[override]
+        """Write the pipeline to a local folder (weights as safetensors)."""
+        path = Path(save_directory)
+        save_pretrained(self.model, self.model.kwargs, path / "model")
+        self.scheduler.save_pretrained(path / "scheduler")
+        index = {"_class_name": type(self).__name__, "_diffusers_version": diffusers.__version__,
+                 "facekit_version": facekit.__version__, "max_len": self.config.max_len,
+                 "model": ["facekit.models.diffusion", "ConditionalUNet"], "scheduler": ["diffusers", "DDIMScheduler"]}
+        atomic_write(path / INDEX_NAME, json.dumps(index, indent=2) + "\n")
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: str | Path, **kwargs: object) -> SynFERPipeline:  # type: ignore[override]
+        """Load a folder written by :meth:`save_pretrained` (local only, safetensors only)."""
+        path = Path(pretrained_model_name_or_path)
+        if not (path / INDEX_NAME).is_file():
+            raise FileNotFoundError(f"{path / INDEX_NAME} not found; pass a folder written by SynFERPipeline.save_pretrained")
+        index = json.loads((path / INDEX_NAME).read_text())
+        saved = (index.get("facekit_version"), index.get("_diffusers_version"))
+        now = (facekit.__version__, diffusers.__version__)
+        if saved != now:
+            raise ValueError(f"{path} was saved by facekit {saved[0]} with diffusers {saved[1]}; this is facekit {now[0]} "
+                             f"with diffusers {now[1]}. Re-create the pipeline with this version (train_and_load) "
+                             "or install the version that saved it.")
+        model = load_pretrained(ConditionalUNet, path / "model", device=kwargs.get("device"))  # type: ignore[arg-type]
+        scheduler = DDIMScheduler.from_pretrained(path / "scheduler")
+        return cls(model.eval(), scheduler, int(index["max_len"]))
+
+    # ------------------------------------------------------------------- inputs
+    def check_au(self, au: Tensor | Sequence[Sequence[float]] | None, n: int) -> Tensor | None:
+        """AU intensities as an ``n x len(aus)`` float tensor in [0, 1] (a single vector broadcasts)."""
+        if au is None:
+            return None
+        a = torch.as_tensor(au, dtype=torch.float32)
+        if a.ndim == 1:
+            a = a[None].expand(n, -1)
+        if a.ndim != 2 or a.shape[1] != len(self.aus):
+            raise ValueError(f"au has shape {tuple(a.shape)}; expected {len(self.aus)} intensities per face, "
+                             f"in the order {self.aus}")
+        if a.shape[0] != n:
+            raise ValueError(f"au has {a.shape[0]} rows for {n} prompts; pass one AU vector per prompt (or one for all)")
+        if a.numel() and (float(a.min()) < 0 or float(a.max()) > 1):
+            raise ValueError(f"au intensities must lie in [0, 1]; got [{float(a.min()):.3g}, {float(a.max()):.3g}]")
+        return a
+
+    @torch.no_grad()
+    def encode(self, prompts: Sequence[str], au: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
+        """Text embeddings, empty-prompt embeddings and AU tokens (zeros when ``au`` is None)."""
+        dev = self.model.unet.device
+        ids = self.tokenizer(list(prompts)).to(dev)
+        text = self.model.text_encoder(ids)
+        null = self.model.text_encoder(torch.zeros_like(ids))
+        tokens = self.model.au_adapter(au.to(dev)) if au is not None else torch.zeros(
+            len(ids), self.model.au_adapter.num_tokens, self.model.au_adapter.dim, device=dev)
+        return text, null, tokens
+
+    # ------------------------------------------------------------------ sampling
+    def _eps(self, x: Tensor, t: Tensor, text: Tensor, null: Tensor, tokens: Tensor, has_au: bool,
+             s_text: float, s_au: float) -> Tensor:
+        zero = torch.zeros_like(tokens)
+        conds = [(null, zero)]
+        if not has_au or s_text != s_au:
+            conds.append((text, zero))
+        if has_au:
+            conds.append((text, tokens))
+        k = len(conds)
+        out = self.model.eps(x.repeat(k, 1, 1, 1), t.repeat(k), torch.cat([c[0] for c in conds]),
+                             torch.cat([c[1] for c in conds])).chunk(k)
+        if not has_au:
+            return out[0] + s_text * (out[1] - out[0])
+        if k == 2:
+            return out[0] + s_au * (out[1] - out[0])
+        return out[0] + s_text * (out[1] - out[0]) + s_au * (out[2] - out[1])
+
+    def _semantic_step(self, x: Tensor, t: Tensor, text: Tensor, tokens: Tensor, classifier: nn.Module,
+                       target: Tensor, scale: float) -> Tensor:
+        e = text.detach().requires_grad_(True)
+        with torch.enable_grad():
+            eps = self.model.eps(x, t, e, tokens)
+            a = self.scheduler.alphas_cumprod.to(x.device)[t].view(-1, 1, 1, 1)
+            x0 = (x - (1 - a).sqrt() * eps) / a.sqrt()
+            loss = F.cross_entropy(classifier((x0.clamp(-1, 1) + 1) / 2), target, reduction="sum")
+            (g,) = torch.autograd.grad(loss, e)
+        norm = g.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, 1, 1)
+        return (text - scale * g / norm).detach()
+
+    @torch.no_grad()
+    def __call__(self, prompt: str | Sequence[str] = "", au: Tensor | Sequence[Sequence[float]] | None = None, *,
+                 num_images: int | None = None, num_inference_steps: int = 20, text_scale: float = 2.0,
+                 au_scale: float = 2.0, seed: int = 0, batch_size: int = 128,
+                 semantic_classifier: nn.Module | None = None, semantic_target: Tensor | Sequence[int] | None = None,
+                 semantic_scale: float = 0.0, guidance_fraction: float = 0.5) -> SynFEROutput:
+        """Generate faces. ``prompt`` is one string or one per face (``""``: unconditional text);
+        ``au`` is ``None`` (text only), one AU vector, or one per face (order ``self.aus``).
+        Semantic guidance runs when ``semantic_scale > 0`` and a classifier and target classes
+        are given. Face i's starting noise depends only on (``seed``, i)."""
+        s_text, s_au, s_sem = (_check_scale(n, v) for n, v in (("text_scale", text_scale), ("au_scale", au_scale),
+                                                                  ("semantic_scale", semantic_scale)))
+        if not isinstance(num_inference_steps, int) or num_inference_steps < 1:
+            raise ValueError(f"num_inference_steps={num_inference_steps!r} is not valid; pass an int >= 1")
+        prompts = [prompt] * (num_images or 1) if isinstance(prompt, str) else list(prompt)
+        if num_images is not None and len(prompts) != num_images:
+            raise ValueError(f"got {len(prompts)} prompts and num_images={num_images}; pass one prompt or one per image")
+        n = len(prompts)
+        au_t = self.check_au(au, n)
+        target = None
+        if s_sem > 0:
+            if semantic_classifier is None or semantic_target is None:
+                raise ValueError("semantic_scale > 0 needs semantic_classifier and semantic_target (one class per face)")
+            target = torch.as_tensor(semantic_target, dtype=torch.int64).reshape(-1)
+            if len(target) != n:
+                raise ValueError(f"semantic_target has {len(target)} classes for {n} faces; pass one per face")
+        dev = self.model.unet.device
+        size = self.model.sample_size
+        noise = torch.cat([torch.randn(1, 3, size, size, generator=torch.Generator().manual_seed(seed * 1_000_003 + i))
+                           for i in range(n)]) if n else torch.zeros(0, 3, size, size)
+        self.scheduler.set_timesteps(num_inference_steps)
+        n_guided = int(round(guidance_fraction * num_inference_steps))
+        out = []
+        for lo in range(0, n, batch_size):
+            sl = slice(lo, lo + batch_size)
+            text, null, tokens = self.encode(prompts[sl], au_t[sl] if au_t is not None else None)
+            x = noise[sl].to(dev)
+            for i, t in enumerate(self.scheduler.timesteps):
+                tt = torch.full((len(x),), int(t), device=dev, dtype=torch.int64)
+                if target is not None and i < n_guided:
+                    text = self._semantic_step(x, tt, text, tokens if au_t is not None else torch.zeros_like(tokens),
+                                               semantic_classifier, target[sl].to(dev), s_sem)
+                eps = self._eps(x, tt, text, null, tokens, au_t is not None, s_text, s_au)
+                x = self.scheduler.step(eps, t, x).prev_sample
+            out.append(((x.clamp(-1, 1) + 1) / 2).cpu())
+        images = torch.cat(out) if out else torch.zeros(0, 3, size, size)
+        return SynFEROutput(images=images)
+
+    # --------------------------------------------------------------- calibrator
+    @torch.no_grad()
+    def features(self, images: Tensor, timestep: int = 200, seed: int = 0, batch_size: int = 256) -> Tensor:
+        """UNet features of ``images`` (``N x 3 x H x W`` in [0, 1]) noised to ``timestep`` with fixed
+        noise, under the empty prompt and no AUs: the spatial means of the middle block and of each
+        up block, concatenated (the label calibrator's input)."""
+        unet = self.model.unet
+        grabbed: list[Tensor] = []
+        hooks = [m.register_forward_hook(lambda _m, _i, o: grabbed.append((o[0] if isinstance(o, tuple) else o).mean((2, 3))))
+                 for m in (unet.mid_block, *unet.up_blocks)]
+        try:
+            feats = []
+            for lo in range(0, len(images), batch_size):
+                x = images[lo:lo + batch_size].to(unet.device) * 2 - 1
+                g = torch.Generator().manual_seed(seed + lo)
+                noise = torch.randn(x.shape, generator=g).to(unet.device)
+                tt = torch.full((len(x),), timestep, device=unet.device, dtype=torch.int64)
+                xt = self.scheduler.add_noise(x, noise, tt)
+                text, null, tokens = self.encode([""] * len(x), None)
+                grabbed.clear()
+                self.model.eps(xt, tt, null, tokens)
+                feats.append(torch.cat(grabbed, 1).cpu())
+        finally:
+            for h in hooks:
+                h.remove()
+        return torch.cat(feats)
+
+
+__all__ = ["SynFEROutput", "SynFERPipeline"]
