@@ -143,3 +143,16 @@ def test_identity_probe_separates_clusters_from_noise():
     clustered = rng.normal(size=(5, 10))[subjects] + 0.1 * rng.normal(size=(40, 10))
     assert fmae_iat.identity_probe(clustered, subjects) > 0.9
     assert fmae_iat.identity_probe(rng.normal(size=(40, 10)), subjects) < 0.5
+
+
+def test_au_meter_widget_updates_face_and_probabilities():
+    from facekit.methods.fmae_iat_viz import AUMeter
+
+    torch.manual_seed(0)
+    det = fmae_iat.AUDetector(fmae_iat.AUNet(asdict(TINY), ["AU1", "AU12"]))
+    meter = AUMeter(det, size=48)
+    image, before = meter.image.value, dict(meter.last)
+    assert meter.sliders["AU12"].continuous_update is False
+    meter.sliders["AU12"].value = 1.0
+    assert meter.image.value != image and meter.last != before
+    assert "<b>" in meter.readout.value and "Lip Corner Puller" in meter.readout.value
