@@ -238,14 +238,19 @@ class Analyzer:
         model = self.model("gencon")
         return model.reference(self.face(image, what="reference", allow_fallback=True))[0]
 
-    def edit(self, image: Source, **strengths: float) -> torch.Tensor:
-        """The identity-aware edit of the face in ``image``, e.g. ``edit(img, smile=+0.5)``
-        (``3 x S x S``). Unknown attributes and photos without a face are errors, not guesses."""
+    def edit(self, image: Source, *, method: str = "plugen4faces", optimise_steps: int = 50,
+             **levels: float) -> torch.Tensor:
+        """The identity-aware edit of the face in ``image`` (``3 x S x S``): each named attribute is
+        set to a level in [0, 1] of its trained range, e.g. ``edit(img, smile=0.9)`` for a broad
+        smile (levels outside are clipped with a warning). A real photo is embedded by the encoder
+        plus ``optimise_steps`` of latent optimisation, as e4e + optimisation does. Unknown
+        attributes and photos without a face are errors, not guesses."""
         model = self.model("plugen")
-        unknown = sorted(set(strengths) - set(model.attributes))
+        unknown = sorted(set(levels) - set(model.attributes))
         if unknown:
             raise ValueError(f"cannot edit {unknown}: the plugin was trained on {list(model.attributes)}")
-        return model.edit(self.face(image, what="edit"), **strengths)[0]
+        face = self.face(image, what="edit")
+        return model.edit(face, method=method, optimise_steps=optimise_steps, **levels)[0]
 
 
 def _cell(v: Any) -> Any:

@@ -26,6 +26,22 @@ def comface_model():
 
 
 @pytest.fixture(scope="module")
+def au_and_expression():
+    """Untrained tiny FMAE-IAT detector and generative-contrastive network: the Analyzer's job is
+    the plumbing (which row gets which output), which weights do not change."""
+    from dataclasses import asdict
+
+    from facekit.methods import fmae_iat, gencon
+    from facekit.models.vit_mae import ViTSpec
+
+    torch.manual_seed(0)
+    det = fmae_iat.AUDetector(fmae_iat.AUNet(asdict(ViTSpec(size=32, patch=8, width=32, depth=1, heads=2,
+                                                            decoder_width=32, decoder_depth=1)), ["AU1", "AU12"]))
+    cfg = gencon.profile_config("smoke", 0)
+    return {"fmae_iat": det, "gencon": gencon.GenCon(gencon.GenConNet(**cfg.model).eval(), cfg, "smoke", 0)}
+
+
+@pytest.fixture(scope="module")
 def astronaut_png(tmp_path_factory):
     skdata = pytest.importorskip("skimage.data")
     path = tmp_path_factory.mktemp("sk") / "astronaut.png"
@@ -39,13 +55,14 @@ def empty_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("FACEKIT_RESULTS", str(tmp_path / "results"))
 
 
-def test_bad_input_matrix_gets_one_row_each(matrix, astronaut_png, comface_model, empty_cache, tmp_path):
+def test_bad_input_matrix_gets_one_row_each(matrix, astronaut_png, comface_model, au_and_expression, empty_cache,
+                                            tmp_path):
     folder, cases = matrix
     odd = tmp_path / "my photos" / "astronaut copy é.png"
     odd.parent.mkdir()
     shutil.copy(astronaut_png, odd)
     sources = [folder, odd, folder / "missing.png"]
-    df = Analyzer("smoke", models={"comface": comface_model}).analyze(sources)
+    df = Analyzer("smoke", models={"comface": comface_model, **au_and_expression}).analyze(sources)
     by = df.set_index("source")
     assert len(df) == len(cases) + 1  # every file of the folder (notes.txt too), the astronaut, the missing path
     assert by.loc[str(odd), "status"] == "ok"
@@ -58,7 +75,18 @@ def test_bad_input_matrix_gets_one_row_each(matrix, astronaut_png, comface_model
     ok = df[df.status == "ok"]
     assert ok["identity_embedding"].map(len).eq(comface_model.cfg.model["inter_dim"]).all()
     assert df.loc[df.status != "ok", "identity_embedding"].isna().all()
-    assert set(df.attrs["missing"]) >= {"fmae_iat", "gencon"}
+    assert df.attrs["missing"] == {}
+    astro = by.loc[str(odd)]
+    assert 0 <= astro["AU1"] <= 1 and 0 <= astro["AU12"] <= 1
+    probs = astro[[f"p_{c}" for c in au_and_expression["gencon"].classes]].astype(float)
+    assert probs.sum() == pytest.approx(1, abs=1e-5) and astro["expression"] == probs.idxmax().removeprefix("p_")
+    assert df.loc[df.status != "ok", ["AU1", "p_neutral", "expression"]].isna().all().all()
+
+
+def test_missing_models_are_named_in_the_table(matrix, comface_model, empty_cache):
+    folder, _ = matrix
+    df = Analyzer("smoke", models={"comface": comface_model}).analyze(folder / "rgb.png")
+    assert set(df.attrs["missing"]) == {"fmae_iat", "gencon"} and "AU1" not in df
     assert all("facekit train" in why for why in df.attrs["missing"].values())
 
 
