@@ -165,6 +165,8 @@ def test_requests_are_balanced_and_neutral_has_no_aus():
     assert torch.bincount(req["label"], minlength=8).tolist() == [2] * 8
     assert float(req["au"][req["label"] == 0].abs().sum()) == 0
     assert all(float(req["au"][i].max()) >= 0.5 for i in range(16) if req["label"][i] > 0)
+    short = synfer_downstream.requests(synfer.profile_config("smoke"), 5, seed=3)
+    assert short["prompt"] == req["prompt"][:5] and torch.equal(short["au"], req["au"][:5])
     with pytest.raises(ValueError, match="mode='text_au'"):
         synfer_downstream.generate(None, synfer.profile_config("smoke"), "smoke", 0, 8, "text_au")
 
@@ -185,3 +187,20 @@ def test_load_without_a_cached_model_names_the_way_to_train():
         synfer.load("smoke", 0)
     assert synfer.au_detector("smoke")[1].startswith("ground truth")
     assert list(AU_NAMES) == synfer.make_pipeline(tiny_model(), synfer.profile_config("smoke")).aus
+
+
+def test_explorer_regenerates_on_slider_and_prompt(pipe):
+    from facekit.methods.synfer_viz import SynFERExplorer, emotion_grid
+
+    ex = SynFERExplorer(pipe, steps=2, aus=("AU12", "AU26"))
+    first, n = ex.image.value, ex.generations
+    ex.sliders["AU12"].value = 1.0
+    assert ex.generations == n + 1 and ex.image.value != first and "AU12" in ex.caption.value
+    ex.prompt.value = "a zebra"
+    assert ex.generations == n + 2 and "zebra" in ex.caption.value
+    ex.prompt.value = ""
+    assert "unconditional" in ex.caption.value
+    with pytest.raises(ValueError, match="AU99"):
+        SynFERExplorer(pipe, aus=("AU99",))
+    grid = emotion_grid(pipe, (0.5, 1.0), steps=2, emotions=("neutral", "happiness"))
+    assert grid.shape == (2, 2, 3, 32, 32)

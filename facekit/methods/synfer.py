@@ -132,7 +132,7 @@ class ClassifierConfig:
     moco_steps: int = 250
     moco_temperature: float = 0.2
     moco_momentum: float = 0.99
-    oracle_steps: int = 600
+    oracle_steps: int = 1500
 
 
 @dataclass
@@ -200,7 +200,20 @@ def _balanced(ds: FaceDataset, per_class: int, chunk: int = 512) -> dict[str, Te
     pe = torch.stack(picked)
     order = pe[:, 1].argsort(stable=True)
     b = ds.batch(pe[order, 0])
-    return {"image": _to_uint8(b["image"].cpu()), "label": b["emotion"].cpu(), "au": b["au"].cpu()}
+    return {"image": _to_uint8(face_crop(b["image"].cpu())), "label": b["emotion"].cpu(), "au": b["au"].cpu()}
+
+
+def render_size(size: int) -> int:
+    """Faces are rendered at 1.5x and cropped to the inner face (see :func:`face_crop`)."""
+    return 3 * size // 2
+
+
+def face_crop(images: Tensor) -> Tensor:
+    """The inner face (brows to chin) of renders made at :func:`render_size`: FER datasets are
+    tight face crops, and at 32 pixels a full head leaves the mouth a few pixels wide."""
+    size = 2 * images.shape[-1] // 3
+    top, left = 3 * size // 8, size // 4
+    return images[..., top:top + size, left:left + size]
 
 
 def real_sets(cfg: SynFERConfig) -> dict[str, dict[str, Tensor]]:
@@ -210,10 +223,11 @@ def real_sets(cfg: SynFERConfig) -> dict[str, dict[str, Tensor]]:
     ids = IdentitySplit(d.n_identities, world_seed=d.world_seed)
 
     def make(split: str, per: int, seed: int) -> Callable[[], dict[str, Tensor]]:
-        return lambda: _balanced(FaceDataset(per * N_CLASSES * 4, split=split, identities=ids, seed=seed, size=d.size,
+        return lambda: _balanced(FaceDataset(per * N_CLASSES * 4, split=split, identities=ids, seed=seed,
+                                             size=render_size(d.size),
                                              style="target", expressions="emotion"), per)
 
-    key = {"size": d.size, "n_identities": d.n_identities, "world": d.world_seed, "v": 1}
+    key = {"size": d.size, "n_identities": d.n_identities, "world": d.world_seed, "v": 2}
     return {"labelled": _disk_cached("synfer-labelled", {**key, "n": d.labelled_pool}, make("val", d.labelled_pool, 11)),
             "test": _disk_cached("synfer-test", {**key, "n": d.n_test}, make("test", d.n_test, 12))}
 
@@ -260,12 +274,13 @@ def training_pool(cfg: SynFERConfig, profile: str) -> dict[str, Tensor]:
 
     def make() -> dict[str, Tensor]:
         ids = IdentitySplit(d.n_identities, world_seed=d.world_seed)
-        ds = FaceDataset(d.n_pool, split="train", identities=ids, seed=10, size=d.size, style="target",
+        ds = FaceDataset(d.n_pool, split="train", identities=ids, seed=10, size=render_size(d.size), style="target",
                          expressions="emotion")
         parts: dict[str, list[Tensor]] = {k: [] for k in ("image", "au", "age", "weight", "glasses", "yaw")}
         for lo in range(0, d.n_pool, 512):
             b = ds.batch(torch.arange(lo, min(lo + 512, d.n_pool)))
-            parts["image"].append(_to_uint8(b["image"].cpu()))
+            b["image"] = face_crop(b["image"].cpu())
+            parts["image"].append(_to_uint8(b["image"]))
             parts["au"].append(detect_aus(det, b["image"]) if det is not None else b["au"].cpu())
             for k in ("age", "weight", "glasses", "yaw"):
                 parts[k].append(b[k].cpu())
@@ -277,7 +292,7 @@ def training_pool(cfg: SynFERConfig, profile: str) -> dict[str, Tensor]:
         return {"image": pool["image"], "au": pool["au"], "ids": tok(captions)}
 
     return _disk_cached("synfer-pool", {"pool": _pool_key(d), "max_len": cfg.generator.model["max_len"], "au_labels": source,
-                                        "v": 1}, make)
+                                        "v": 2}, make)
 
 
 # ----------------------------------------------------------------------- generator
@@ -310,7 +325,7 @@ def _model_kwargs(cfg: SynFERConfig) -> dict[str, Any]:
 
 def _generator_key(cfg: SynFERConfig, profile: str) -> dict[str, Any]:
     g = cfg.generator
-    return {"pool": _pool_key(cfg.data), "p_drop_text": g.p_drop_text, "p_drop_au": g.p_drop_au, "T": g.num_train_timesteps,
+    return {"pool": _pool_key(cfg.data), "crop": "inner face of a 1.5x render", "p_drop_text": g.p_drop_text, "p_drop_au": g.p_drop_au, "T": g.num_train_timesteps,
             "au_labels": au_detector(profile)[1]}
 
 

@@ -132,14 +132,14 @@ def oracle_data(cfg: synfer.SynFERConfig) -> dict[str, Tensor]:
 
     def make() -> dict[str, Tensor]:
         ds = FaceDataset(d.n_oracle, split="train", identities=IdentitySplit(d.n_identities, world_seed=d.oracle_world),
-                         seed=20, size=d.size, style="target", expressions="emotion")
+                         seed=20, size=synfer.render_size(d.size), style="target", expressions="emotion")
         parts = [ds.batch(torch.arange(lo, min(lo + 512, d.n_oracle))) for lo in range(0, d.n_oracle, 512)]
-        return {"image": torch.cat([_to_uint8(p["image"].cpu()) for p in parts]),
+        return {"image": torch.cat([_to_uint8(synfer.face_crop(p["image"].cpu())) for p in parts]),
                 "label": torch.cat([p["emotion"].cpu() for p in parts]),
                 "au": torch.cat([(p["au"].cpu() > ACTIVE).float() for p in parts])}
 
     return _disk_cached("synfer-oracle", {"size": d.size, "n": d.n_oracle, "world": d.oracle_world,
-                                          "n_identities": d.n_identities, "v": 1}, make)
+                                          "n_identities": d.n_identities, "v": 2}, make)
 
 
 def oracle_loss(model: nn.Module, batch: dict[str, Tensor]) -> Tensor:
@@ -163,7 +163,7 @@ def train_oracle(profile: str | None, cfg: synfer.SynFERConfig, progress: bool |
 
     kw = {"dim": 2 * c.dim, "widths": [2 * w for w in c.widths], "n_classes": synfer.N_CLASSES, "n_aus": N_AUS}
     return train_or_load("synfer-oracle", ExpressionNet, kw, data, tc, profile=profile, progress=progress,
-                         key={"size": cfg.data.size, "n": cfg.data.n_oracle, "world": cfg.data.oracle_world},
+                         key={"size": cfg.data.size, "n": cfg.data.n_oracle, "world": cfg.data.oracle_world, "crop": 1},
                          loss_fn=oracle_loss).model
 
 
@@ -262,17 +262,18 @@ def calibrate(labels: Tensor, p_calibrator: Tensor, p_classifier: Tensor, thresh
 
 
 def requests(cfg: synfer.SynFERConfig, n: int, seed: int) -> dict[str, Any]:
-    """``n`` generation requests, class ``i % 8`` for request i (so any prefix of 8k is balanced):
+    """``n`` generation requests, class ``i % 8`` for request i (so any prefix of 8k is balanced, and
+    a prefix of a longer list is the shorter list):
     AU vector = the class's EMFACS prototype at an intensity in [0.5, 1] (neutral: none), and a
     caption written from those AUs and random age, weight, glasses and pose."""
-    rng = np.random.default_rng(1000 + seed)
     writer = CaptionWriter()
     labels = torch.arange(n) % synfer.N_CLASSES
-    intensity = torch.as_tensor(rng.uniform(0.5, 1.0, n), dtype=torch.float32) * (labels > 0)
+    rngs = [np.random.default_rng([1000 + seed, i]) for i in range(n)]  # request i depends on (seed, i) only
+    intensity = torch.tensor([r.uniform(0.5, 1.0) for r in rngs], dtype=torch.float32) * (labels > 0)
     au = torch.stack([emotion_aus(EMOTIONS[int(c)], float(s)) for c, s in zip(labels, intensity, strict=True)]) if n \
         else torch.zeros(0, N_AUS)
-    prompts = [writer.caption(au[i], float(rng.uniform(18, 70)), float(rng.uniform(17, 34)),
-                              float(rng.random() < 0.15), float(rng.normal(0, 12)), rng) for i in range(n)]
+    prompts = [writer.caption(au[i], float(r.uniform(18, 70)), float(r.uniform(17, 34)), float(r.random() < 0.15),
+                              float(r.normal(0, 12)), r) for i, r in enumerate(rngs)]
     return {"label": labels, "au": au, "prompt": prompts, "intensity": intensity}
 
 
