@@ -1,15 +1,17 @@
 """The SynFER sampling pipeline: a ``diffusers.DiffusionPipeline`` over the conditional UNet.
 
 Text and AUs are guided separately, classifier-free (Ho & Salimans 2022; the compositional
-form of InstructPix2Pix for two conditions)::
+form of InstructPix2Pix for two conditions), on the model's prediction ``e`` (noise or clean
+image: the combination is linear either way)::
 
-    eps = e(0, 0) + s_text * (e(text, 0) - e(0, 0)) + s_au * (e(text, au) - e(text, 0))
+    e = e(0, 0) + s_text * (e(text, 0) - e(0, 0)) + s_au * (e(text, au) - e(text, 0))
 
 where 0 is the empty prompt / the dropped AU tokens. With ``s_text == s_au`` the middle term
 cancels and two UNet passes suffice. Sampling is DDIM (deterministic, ``eta = 0``).
 
 **Semantic guidance** (SynFER Sec. 3.3): at each guided step an external expression
-classifier scores the predicted clean image ``x0 = (x_t - sqrt(1 - a_t) eps) / sqrt(a_t)``
+classifier scores the predicted clean image ``x0`` (the model's output under ``prediction_type
+= "sample"``; ``(x_t - sqrt(1 - a_t) eps) / sqrt(a_t)`` for a noise-predicting model)
 for the target class, and the *text embedding* takes a step down the cross-entropy gradient,
 normalised by its norm: ``e <- e - scale * g / ||g||`` (per sample). The step costs one UNet
 backward pass, so it is applied on the first ``guidance_fraction`` of the steps (where the
@@ -127,8 +129,8 @@ class SynFERPipeline(DiffusionPipeline):
         return text, null, tokens
 
     # ------------------------------------------------------------------ sampling
-    def _eps(self, x: Tensor, t: Tensor, text: Tensor, null: Tensor, tokens: Tensor, has_au: bool,
-             s_text: float, s_au: float) -> Tensor:
+    def _guided(self, x: Tensor, t: Tensor, text: Tensor, null: Tensor, tokens: Tensor, has_au: bool,
+                s_text: float, s_au: float) -> Tensor:
         zero = torch.zeros_like(tokens)
         conds = [(null, zero)]
         if not has_au or s_text != s_au:
@@ -136,8 +138,8 @@ class SynFERPipeline(DiffusionPipeline):
         if has_au:
             conds.append((text, tokens))
         k = len(conds)
-        out = self.model.eps(x.repeat(k, 1, 1, 1), t.repeat(k), torch.cat([c[0] for c in conds]),
-                             torch.cat([c[1] for c in conds])).chunk(k)
+        out = self.model.denoise(x.repeat(k, 1, 1, 1), t.repeat(k), torch.cat([c[0] for c in conds]),
+                                 torch.cat([c[1] for c in conds])).chunk(k)
         if not has_au:
             return out[0] + s_text * (out[1] - out[0])
         if k == 2:
@@ -148,13 +150,21 @@ class SynFERPipeline(DiffusionPipeline):
                        target: Tensor, scale: float) -> Tensor:
         e = text.detach().requires_grad_(True)
         with torch.enable_grad():
-            eps = self.model.eps(x, t, e, tokens)
-            a = self.scheduler.alphas_cumprod.to(x.device)[t].view(-1, 1, 1, 1)
-            x0 = (x - (1 - a).sqrt() * eps) / a.sqrt()
+            x0 = self.predicted_x0(x, t, self.model.denoise(x, t, e, tokens))
             loss = F.cross_entropy(classifier((x0.clamp(-1, 1) + 1) / 2), target, reduction="sum")
             (g,) = torch.autograd.grad(loss, e)
         norm = g.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, 1, 1)
         return (text - scale * g / norm).detach()
+
+    def predicted_x0(self, x: Tensor, t: Tensor, out: Tensor) -> Tensor:
+        """The clean image the model's output implies at timestep ``t`` (any prediction type)."""
+        kind = self.scheduler.config.prediction_type
+        if kind == "sample":
+            return out
+        a = self.scheduler.alphas_cumprod.to(x.device)[t].view(-1, 1, 1, 1)
+        if kind == "epsilon":
+            return (x - (1 - a).sqrt() * out) / a.sqrt()
+        return a.sqrt() * x - (1 - a).sqrt() * out  # v-prediction
 
     @torch.no_grad()
     def __call__(self, prompt: str | Sequence[str] = "", au: Tensor | Sequence[Sequence[float]] | None = None, *,
@@ -168,6 +178,8 @@ class SynFERPipeline(DiffusionPipeline):
         are given. Face i's starting noise depends only on (``seed``, i)."""
         s_text, s_au, s_sem = (_check_scale(n, v) for n, v in (("text_scale", text_scale), ("au_scale", au_scale),
                                                                   ("semantic_scale", semantic_scale)))
+        if not 0 <= guidance_fraction <= 1:
+            raise ValueError(f"guidance_fraction={guidance_fraction!r} is not valid; pass the share of steps in [0, 1]")
         if not isinstance(num_inference_steps, int) or num_inference_steps < 1:
             raise ValueError(f"num_inference_steps={num_inference_steps!r} is not valid; pass an int >= 1")
         prompts = [prompt] * (num_images or 1) if isinstance(prompt, str) else list(prompt)
@@ -198,8 +210,8 @@ class SynFERPipeline(DiffusionPipeline):
                 if target is not None and i < n_guided:
                     text = self._semantic_step(x, tt, text, tokens if au_t is not None else torch.zeros_like(tokens),
                                                semantic_classifier, target[sl].to(dev), s_sem)
-                eps = self._eps(x, tt, text, null, tokens, au_t is not None, s_text, s_au)
-                x = self.scheduler.step(eps, t, x).prev_sample
+                pred = self._guided(x, tt, text, null, tokens, au_t is not None, s_text, s_au)
+                x = self.scheduler.step(pred, t, x).prev_sample
             out.append(((x.clamp(-1, 1) + 1) / 2).cpu())
         images = torch.cat(out) if out else torch.zeros(0, 3, size, size)
         return SynFEROutput(images=images)
@@ -224,7 +236,7 @@ class SynFERPipeline(DiffusionPipeline):
                 xt = self.scheduler.add_noise(x, noise, tt)
                 text, null, tokens = self.encode([""] * len(x), None)
                 grabbed.clear()
-                self.model.eps(xt, tt, null, tokens)
+                self.model.denoise(xt, tt, null, tokens)
                 feats.append(torch.cat(grabbed, 1).cpu())
         finally:
             for h in hooks:

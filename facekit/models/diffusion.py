@@ -103,7 +103,7 @@ class TextEncoder(nn.Module):
 class ConditionalUNet(nn.Module):
     """UNet, text encoder and AU adapter in one module (one cache entry, one optimiser).
 
-    ``forward(sample, timestep, ids, au, au_keep)`` predicts the noise; ``au_keep`` (0/1 per
+    ``forward(sample, timestep, ids, au, au_keep)`` returns the UNet's prediction; ``au_keep`` (0/1 per
     sample) zeroes the AU tokens of dropped samples (classifier-free guidance on AUs).
     """
 
@@ -122,15 +122,16 @@ class ConditionalUNet(nn.Module):
         self.au_adapter = AUAdapter(n_aus, au_tokens, dim)
         self.n_aus, self.sample_size = n_aus, sample_size
 
-    def eps(self, sample: Tensor, timestep: Tensor, text: Tensor, au_tokens: Tensor) -> Tensor:
-        """Noise prediction from already-encoded text embeddings and AU tokens."""
+    def denoise(self, sample: Tensor, timestep: Tensor, text: Tensor, au_tokens: Tensor) -> Tensor:
+        """The UNet's prediction (noise, clean image or velocity, as trained) from already-encoded
+        text embeddings and AU tokens."""
         return self.unet(sample, timestep, encoder_hidden_states=(text, [au_tokens])).sample
 
     def forward(self, sample: Tensor, timestep: Tensor, ids: Tensor, au: Tensor, au_keep: Tensor | None = None) -> Tensor:
         tokens = self.au_adapter(au)
         if au_keep is not None:
             tokens = tokens * au_keep.view(-1, 1, 1).to(tokens.dtype)
-        return self.eps(sample, timestep, self.text_encoder(ids), tokens)
+        return self.denoise(sample, timestep, self.text_encoder(ids), tokens)
 
 
 __all__ = ["AUAdapter", "ConditionalUNet", "TextEncoder", "build_unet", "install_au_attention"]
