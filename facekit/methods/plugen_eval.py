@@ -2,7 +2,8 @@
 and the invertibility check (P2) of PluGeN4Faces.
 
 Nothing here reads the model under test. An **oracle** network, trained once per profile on
-clean renders (not on any decoded image), reads an image three ways: an identity embedding
+clean renders (not on any decoded image; every frame in its own scene, so it cannot recognise
+a person by the backdrop), reads an image three ways: an identity embedding
 (supervised-contrastive over persons, so frames of one person with any attribute levels
 cluster), the 26-d identity code (regression) and the seven attribute levels (regression).
 It trains with blur and noise augmentation, because it reads the autoencoder's slightly
@@ -62,10 +63,11 @@ EDIT_REGIONS: dict[str, tuple[str, ...]] = {
 
 @dataclass
 class OracleConfig:
-    """The scoring oracle; trained once per profile (seed 0), on the profile's clean renders."""
+    """The scoring oracle; trained once per profile (seed 0), on the profile's clean renders
+    with a new scene (background, light, clothing) in every frame."""
 
     model: dict[str, Any] = field(default_factory=lambda: {"dim": 128, "widths": [16, 32, 64, 128], "id_dim": 64})
-    train: TrainConfig = field(default_factory=lambda: TrainConfig(steps=1000, batch_size=64, lr=2e-3, warmup_steps=50,
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(steps=1500, batch_size=128, lr=2e-3, warmup_steps=50,
                                                                    schedule="cosine", weight_decay=1e-4))
     temperature: float = 0.1
     code_weight: float = 1.0
@@ -101,7 +103,7 @@ class Oracle(nn.Module):
 
 def oracle_loss(model: nn.Module, batch: dict[str, Tensor], cfg: OracleConfig) -> dict[str, Tensor]:
     x = augment(batch["image"].float() / 255, crop_scale=(1.0, 1.0), flip=False, colour=0.1, grey_p=0.0,
-                blur_p=0.7, noise=0.03)
+                blur_p=0.3, noise=0.02)
     out = model(x)
     ident = supcon_loss(out["emb"], batch["person"], cfg.temperature)
     code = F.mse_loss(out["code"], batch["code"])
@@ -118,18 +120,18 @@ def train_oracle(profile: str | None = None, *, progress: bool | None = None) ->
     """Train (or load) the profile's oracle: the seed-0 face pool, whole persons per batch."""
     profile = get_profile(profile)
     cfg, d = _oracle_path_args(profile)
-    pool = plugen.face_pool(d)
+    pool = plugen.face_pool(d, new_scene=True)
     data = plugen._person_batches(len(pool["image"]), d.frames, cfg.train.batch_size // d.frames,
                                   {k: pool[k] for k in ("image", "person", "code", "levels")}, cfg.train.steps)
     return train_or_load("plugen_oracle", Oracle, cfg.model, data, cfg.train, profile=profile,
-                         key={"data": d, "cfg": cfg}, progress=progress, loss_fn=lambda m, b: oracle_loss(m, b, cfg))
+                         key={"data": d, "cfg": cfg, "new_scene": True}, progress=progress, loss_fn=lambda m, b: oracle_loss(m, b, cfg))
 
 
 def load_oracle(profile: str | None = None) -> Oracle:
     profile = get_profile(profile)
     cfg, d = _oracle_path_args(profile)
     path = cached_path("plugen_oracle", profile, cfg.train.seed, {"model": cfg.model, "train": cfg.train,
-                                                                  "key": {"data": d, "cfg": cfg}})
+                                                                  "key": {"data": d, "cfg": cfg, "new_scene": True}})
     if not (path / "model.safetensors").is_file():
         raise FileNotFoundError(f"no PluGeN4Faces scoring oracle for profile={profile!r} at {path}; {plugen.TRAIN_HINT}")
     return load_pretrained(Oracle, path).eval()
@@ -186,10 +188,11 @@ def _outside_scores(edit: Tensor, ref: Tensor, inside: Tensor) -> tuple[float, f
 
 @torch.no_grad()
 def edit_curves(editor: PlugenEditor, oracle: Oracle, d: plugen.DataConfig, seed: int = 0,
-                amounts: Sequence[float] = AMOUNTS, methods: Sequence[str] = EDIT_METHODS) -> pd.DataFrame:
-    """One row per (method, attribute, amount) on the test faces of ``seed``, amount 0 being
-    the unedited reconstruction."""
-    params, levels = plugen.test_params(d, seed)
+                amounts: Sequence[float] = AMOUNTS, methods: Sequence[str] = EDIT_METHODS,
+                split: str = "test") -> pd.DataFrame:
+    """One row per (method, attribute, amount) on the test faces of ``seed`` (or validation
+    faces, ``split="val"``), amount 0 being the unedited reconstruction."""
+    params, levels = plugen.test_params(d, seed, split)
     images = render(params, d.size)
     masks = region_masks(params, d.size)
     z = editor.encode(images)

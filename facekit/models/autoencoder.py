@@ -11,7 +11,10 @@ upsampling. Two choices make the latent space behave more like a generator's:
   little still decodes to a face (a deterministic autoencoder otherwise decodes such codes
   to noise);
 * a small L2 penalty on the code (``latent_l2`` in the method's config) keeps the codes at a
-  scale where that noise means something.
+  scale where that noise means something;
+* optionally (``n_aux > 0``) a linear head reads labels from the code, so that small details
+  a 32-pixel reconstruction loss barely notices (a smile, closed eyes) are still carried by
+  the code, as they are in a large generator's latent space.
 """
 
 from __future__ import annotations
@@ -66,13 +69,14 @@ class AutoEncoder(nn.Module):
     """
 
     def __init__(self, latent_dim: int = 128, size: int = 32,
-                 widths: Sequence[int] = (32, 64, 128, 160)) -> None:
+                 widths: Sequence[int] = (32, 64, 128, 160), n_aux: int = 0) -> None:
         super().__init__()
         if not 16 <= latent_dim <= 1024:
             raise ValueError(f"latent_dim={latent_dim} is not valid; pass 16 to 1024 (PluGeN uses 128-512)")
         self.latent_dim, self.size = latent_dim, size
         self.encoder = ConvEncoder(latent_dim, tuple(widths))
         self.decoder = ConvDecoder(latent_dim, size, widths)
+        self.aux = nn.Linear(latent_dim, n_aux) if n_aux > 0 else None
 
     def encode(self, x: Tensor) -> Tensor:
         if x.ndim != 4 or x.shape[1] != 3:
