@@ -31,6 +31,7 @@ each driver moved by ``+-sensitivity`` (quality: across its interval), one at a 
 from __future__ import annotations
 
 import dataclasses
+import fnmatch
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -42,7 +43,7 @@ import numpy as np
 import yaml
 
 from facekit.config import get_profile
-from facekit.metrics import load_records
+from facekit.metrics import load_records, mean_ci
 
 SCENARIO_DIR = Path(__file__).with_name("scenarios")
 RECOMMENDATIONS = ("go", "extend the pilot", "stop")
@@ -189,14 +190,25 @@ class KPIValue:
 
 
 def read_kpi(records: Mapping[str, Mapping[str, Mapping[str, Any]]], source: KPISource | None) -> KPIValue | None:
+    """The KPI a source names. A ``*`` in the metric averages every matching metric, seed by seed
+    (``curve/plugen4faces/*/1/success``: the success of full-strength edits over all attributes)."""
     if source is None:
         return None
-    entry = records.get(source.record, {}).get(source.metric)
-    if entry is None:
+    found = records.get(source.record, {})
+    names = sorted(fnmatch.filter(found, source.metric)) if "*" in source.metric else (
+        [source.metric] if source.metric in found else [])
+    if not names:
         return None
-    ci = tuple(entry["ci"]) if entry.get("ci") else None
-    return KPIValue(source, float(entry["value"]), tuple(entry.get("values") or ()), ci,  # type: ignore[arg-type]
-                    entry.get("time", ""), entry.get("git_rev", ""))
+    entries = [found[n] for n in names]
+    per_seed = [tuple(e.get("values") or (e["value"],)) for e in entries]
+    values = tuple(float(v) for v in np.mean(per_seed, axis=0)) if len({len(v) for v in per_seed}) == 1 else ()
+    value = float(np.mean([e["value"] for e in entries]))
+    if len(entries) == 1:
+        ci = tuple(entries[0]["ci"]) if entries[0].get("ci") else None
+    else:
+        ci = tuple(mean_ci(values)[1:]) if len(values) >= 2 else None
+    newest = max(entries, key=lambda e: e.get("time", ""))
+    return KPIValue(source, value, values, ci, newest.get("time", ""), newest.get("git_rev", ""))  # type: ignore[arg-type]
 
 
 def data_costs(s: Scenario) -> dict[str, float]:

@@ -121,8 +121,8 @@ def kpi_rows(result: PilotResult) -> list[tuple[str, str, str]]:
         ("pilot data cost (all real -> with synthetic)",
          f"{_money(d['data_total_all_real'], cur)} -> {_money(d['data_total'], cur)}", "scenario"),
     ]
-    for key, label in (("quality", "model quality"), ("id_preservation", "ID-preservation rate"),
-                       ("attribute_success", "attribute-change success rate")):
+    for key, label in (("quality", "model quality"), ("id_preservation", "ID preservation"),
+                       ("attribute_success", "attribute-change success")):
         k = result.kpis.get(key)
         src = getattr(s, key)
         if src is None:

@@ -99,7 +99,7 @@ def test_report_from_records_written_by_a_test(tmp_path, monkeypatch, capsys):
     r = pilot.evaluate(scenario, "smoke")
     assert r.kpis["quality"].values == (0.78, 0.8, 0.82) and r.records["claims_y"]["status"] == "MISSING"
     md = markdown(r)
-    assert "Recommendation: GO" in md and "| claims_y | MISSING |" in md and "ID-preservation rate | MISSING" in md
+    assert "Recommendation: GO" in md and "| claims_y | MISSING |" in md and "ID preservation | MISSING" in md
     html_path, md_path = write_report(r, tmp_path / "report")
     page = html_path.read_text()
     assert page.count("data:image/png;base64,") == 3 and "<script" not in page and "http" not in page.split("<body>")[1]
@@ -127,3 +127,12 @@ def test_pilot_explorer_recomputes_when_a_slider_moves(tmp_path, monkeypatch):
     assert ex.result.econ["errors_avoided_per_1000"] < 0 and ex.result.recommendation == "stop"
     ex.scenario.value = "hr_interviews"
     assert ex.updates == 4 and ex.result.recommendation == "stop" and "2024/1689" in ex.summary.value
+
+
+def test_a_wildcard_kpi_averages_matching_metrics_seed_by_seed():
+    recs = {"r": {"a/1/success": {"value": 0.4, "values": [0.3, 0.5], "time": "t1"},
+                  "b/1/success": {"value": 0.6, "values": [0.5, 0.7], "time": "t2"},
+                  "b/0/success": {"value": 0.0, "values": [0.0, 0.0], "time": "t3"}}}
+    k = pilot.read_kpi(recs, pilot.KPISource("r", "*/1/success"))
+    assert k.value == pytest.approx(0.5) and k.values == pytest.approx((0.4, 0.6)) and k.time == "t2"
+    assert pilot.read_kpi(recs, pilot.KPISource("r", "nothing/*")) is None
