@@ -391,7 +391,11 @@ def run_seed(profile: str | None = None, seed: int = 0, *, progress: bool | None
 
     ``<variant>/f1`` (threshold 0.5, test predictions of the folds pooled), ``<variant>/f1_optimistic``,
     ``<variant>/f1/<AU>``, ``<variant>/probe`` (fold 0's model) for the variants in
-    ``VARIANT_NAMES``; ``probe/chance``, ``scale`` and ``val_f1/scale<s>``.
+    ``VARIANT_NAMES``; ``probe/chance``, ``scale`` and ``val_f1/scale<s>``. Sanity references:
+    ``all_positive/f1`` (every AU always predicted present: F1 at 0.5 rewards that when AUs are
+    rare), ``<variant>/train_au_bce`` (fold 0's final training AU loss) against
+    ``base_rate/train_au_bce`` (the loss of predicting each AU's base rate, i.e. learning nothing
+    from the image).
     """
     profile = get_profile(profile)
     cfg = profile_config(profile, seed)
@@ -404,17 +408,23 @@ def run_seed(profile: str | None = None, seed: int = 0, *, progress: bool | None
     probe = data["probe"]
     probe0 = {k: v[probe["fold"] != 0] for k, v in probe.items()}
     out["probe/chance"] = 1.0 / len(torch.unique(probe0["subject"]))
+    rate = fold_split(data["train"], 0)[0]["label"].float()
+    p = rate.mean(0).clamp(1e-6, 1 - 1e-6).expand_as(rate)
+    out["base_rate/train_au_bce"] = float(F.binary_cross_entropy(p, rate))
     for name in VARIANT_NAMES:
         labels, scores = [], []
         for fold in range(cfg.data.n_folds):
-            det = AUDetector(finetune(profile, seed, variants(name, sel["chosen"], fold), cfg, progress=progress).model)
+            result = finetune(profile, seed, variants(name, sel["chosen"], fold), cfg, progress=progress)
+            det = AUDetector(result.model)
             test = fold_split(data["train"], fold)[1]
             labels.append(test["label"].numpy())
             scores.append(det.predict_proba(test["image"].float() / 255))
             if fold == 0:
                 feats = det.features(probe0["image"].float() / 255)
                 out[f"{name}/probe"] = identity_probe(feats, probe0["subject"].numpy(), seed)
+                out[f"{name}/train_au_bce"] = result.history[-1]["au"]
         y, s = np.concatenate(labels), np.concatenate(scores)
+        out["all_positive/f1"] = metrics.multilabel_f1(y, np.ones_like(s))
         out[f"{name}/f1"] = metrics.multilabel_f1(y, s)
         out[f"{name}/f1_optimistic"] = metrics.optimistic_best_threshold_f1(y, s)
         for j, au in enumerate(cfg.data.aus):
