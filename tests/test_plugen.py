@@ -118,6 +118,13 @@ def test_bad_input_says_what_is_valid(editor):
         editor.embed(x, optimise_steps=-1)
 
 
+def test_overflowing_flow_inverse_is_reported_and_left_unedited(editor):
+    far = torch.full((2, 16), 3e38)  # the float32 limit: any scale above 1 overflows
+    with pytest.warns(UserWarning, match="overflowed for 2 of 2 codes"):
+        out = editor.edit_latent(far, {"smile": 1.0}, "plugen4faces")
+    assert torch.equal(out, far)
+
+
 def test_embedding_optimisation_lowers_reconstruction_error(editor):
     x = torch.rand(3, 3, 32, 32)
     err = [float((editor.decode(editor.embed(x, n)) - x).pow(2).mean()) for n in (0, 20)]

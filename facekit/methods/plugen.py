@@ -481,9 +481,14 @@ class PlugenEditor:
     def decode(self, z: Tensor) -> Tensor:
         return torch.cat([self.ae.decode(z[i:i + 512].to(self.device)) for i in range(0, len(z), 512)]).cpu()
 
-    def embed(self, images: Tensor, optimise_steps: int = 50, lr: float = 0.03, anchor: float = 1e-3) -> Tensor:
+    def embed(self, images: Tensor, optimise_steps: int = 50, lr: float = 0.03, anchor: float = 0.1) -> Tensor:
         """Codes of (real) images: the encoder's guess, then ``optimise_steps`` Adam steps on the
-        reconstruction MSE plus ``anchor * |z - z_encoder|^2`` (e4e + optimisation)."""
+        reconstruction MSE plus ``anchor * mean((z - z_encoder)^2)`` (e4e + optimisation).
+
+        The anchor keeps the code where the flows were trained: at ``anchor=1e-3`` 100 steps on
+        ``skimage.data.astronaut()`` left the training codes (flow outputs up to 19 against
+        about 7) and both flows' inverses overflowed; at 0.1 the reconstruction error was
+        nearly as low (MSE 0.014 against 0.012) and the edits stayed finite."""
         if not isinstance(optimise_steps, int) or optimise_steps < 0:
             raise ValueError(f"optimise_steps={optimise_steps!r} is not valid; pass an int >= 0")
         x = self._images(images)
@@ -556,7 +561,14 @@ class PlugenEditor:
             k = ATTRIBUTE_NAMES.index(name)
             target = _to_target(torch.as_tensor(level, dtype=u.dtype, device=u.device))
             u[:, k] = u[:, k] + amount * (target - u[:, k])
-        return flow.inverse(u)
+        out = flow.inverse(u)
+        bad = ~torch.isfinite(out).all(1)
+        if bad.any():
+            warnings.warn(f"the {method} flow's inverse overflowed for {int(bad.sum())} of {len(z)} codes (far from "
+                          "the codes it was trained on, e.g. a real photo optimised too far); those are returned "
+                          "unedited", stacklevel=2)
+            out = torch.where(bad[:, None], z, out)
+        return out
 
     def edit(self, images: Tensor, method: str = "plugen4faces", optimise_steps: int = 0,
              **levels: float) -> Tensor:
