@@ -21,8 +21,9 @@ Teaching-scale choices (the paper is silent or its scale does not fit a 2-core C
   noise-predicting model still sampled coloured noise after 200 steps, while a clean-image
   predictor gives coherent (if smooth) faces early; ``gpu`` can switch back to ``"epsilon"``.
 * **Weak AU labels**: the pool's AUs come from the FMAE-IAT detector
-  (:func:`facekit.methods.fmae_iat.load`) when one is cached; otherwise from the ground
-  truth, and every record says which (``au_labels``). Age, weight, glasses and pose for the
+  (:func:`facekit.methods.fmae_iat.load`) when one is cached and covers all 17 AUs the
+  generator is conditioned on; otherwise from the ground truth, and every record says which
+  and why (``au_labels``; the ``cpu`` detector covers the 12 BP4D AUs only). Age, weight, glasses and pose for the
   captions are the renderer's ground truth (attribute estimators are not part of this issue).
 * **Text encoder**: a word tokenizer over the caption writer's vocabulary and a one-layer
   transformer trained with the UNet (:mod:`facekit.methods.synfer_captions`), not CLIP.
@@ -48,7 +49,6 @@ Teaching-scale choices (the paper is silent or its scale does not fit a 2-core C
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -397,7 +397,24 @@ def train_and_load(profile: str | None = None, seed: int = 0, *,
     return make_pipeline(result.model, cfg), result
 
 
-def _warn_unknown(pipe: SynFERPipeline, prompt: str) -> None:
-    unknown = pipe.tokenizer.unknown(prompt)
-    if unknown:
-        warnings.warn(f"words {unknown} are not in the caption vocabulary and are read as <unk>", stacklevel=3)
+
+__all__ = [
+    "FD_SPACE",
+    "ClassifierConfig",
+    "DataConfig",
+    "GeneratorConfig",
+    "SampleConfig",
+    "SynFERConfig",
+    "SynFERPipeline",
+    "WordTokenizer",
+    "diffusion_loss",
+    "face_crop",
+    "labelled_subset",
+    "load",
+    "make_pipeline",
+    "profile_config",
+    "real_sets",
+    "train_and_load",
+    "train_generator",
+    "training_pool",
+]

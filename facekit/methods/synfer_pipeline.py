@@ -25,6 +25,7 @@ version is refused with a message naming both versions.
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -186,6 +187,10 @@ class SynFERPipeline(DiffusionPipeline):
         if num_images is not None and len(prompts) != num_images:
             raise ValueError(f"got {len(prompts)} prompts and num_images={num_images}; pass one prompt or one per image")
         n = len(prompts)
+        unknown = sorted({w for p in prompts for w in self.tokenizer.unknown(p)})
+        if unknown:
+            warnings.warn(f"words {unknown} are not in the caption vocabulary and are read as <unk>; see "
+                          "pipe.tokenizer.vocab for the words the model was trained on", stacklevel=2)
         au_t = self.check_au(au, n)
         target = None
         if s_sem > 0:
