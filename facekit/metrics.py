@@ -417,7 +417,9 @@ def multilabel_f1(y_true: ArrayLike, scores: ArrayLike, threshold: float = 0.5) 
     are left out: their F1 is undefined, and counting them as 0 or 1 would bias the mean.
     """
     y, s, present = _multilabel(y_true, scores)
-    per_label = skm.f1_score(y, (s >= threshold).astype(int), average=None, zero_division=0)
+    pred = (s >= threshold).astype(int)
+    # one column at a time: with a single label column sklearn would read the input as binary
+    per_label = np.array([skm.f1_score(y[:, j], pred[:, j], zero_division=0) for j in range(y.shape[1])])
     return float(per_label[present].mean())
 
 

@@ -256,3 +256,9 @@ def test_frechet_distance() -> None:
     assert fm.frechet_distance(x, z) == pytest.approx(closed)
     with pytest.raises(ValueError, match="same d"):
         fm.frechet_distance(a, b[:, :3])
+
+
+def test_multilabel_f1_with_one_label_column() -> None:
+    y = np.array([[1], [0], [1], [0]])
+    s = np.array([[0.9], [0.2], [0.1], [0.7]])  # one hit, one miss, one false alarm: F1 = 0.5
+    assert fm.multilabel_f1(y, s) == pytest.approx(0.5)
