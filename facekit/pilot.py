@@ -61,7 +61,7 @@ class KPISource:
         record, sep, metric = str(text).partition(":")
         if not sep or not record or not metric:
             raise ValueError(f"{field_name}={text!r} is not valid; write it as 'record:metric', "
-                             "e.g. 'claims_fmae_iat:iat/f1'")
+                             "e.g. 'claims_fmae_iat:iat_linear/f1'")
         return cls(record, metric)
 
     def __str__(self) -> str:

@@ -116,7 +116,7 @@ def test_pilot_explorer_recomputes_when_a_slider_moves(tmp_path, monkeypatch):
     from facekit.widgets import PilotExplorer
 
     monkeypatch.setenv("FACEKIT_RESULTS", str(tmp_path / "results"))
-    metrics.record("claims_fmae_iat", [metrics.Metric.from_seeds("iat/f1", [0.7, 0.72, 0.74], [0, 1, 2])],
+    metrics.record("claims_fmae_iat", [metrics.Metric.from_seeds("iat_linear/f1", [0.7, 0.72, 0.74], [0, 1, 2])],
                    profile="smoke")
     ex = PilotExplorer(["production_line", "hr_interviews"], profile="smoke")
     assert ex.updates == 1 and ex.result.econ is not None
