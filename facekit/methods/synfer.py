@@ -276,15 +276,19 @@ def _pool_key(d: DataConfig) -> dict[str, int]:
     return {"size": d.size, "n_identities": d.n_identities, "world_seed": d.world_seed, "n_pool": d.n_pool}
 
 
+def pool_dataset(d: DataConfig) -> FaceDataset:
+    """The unlabelled pool's faces before the inner-face crop (its data card describes it)."""
+    return FaceDataset(d.n_pool, split="train", identities=IdentitySplit(d.n_identities, world_seed=d.world_seed),
+                       seed=10, size=render_size(d.size), style="target", expressions="emotion")
+
+
 def training_pool(cfg: SynFERConfig, profile: str) -> dict[str, Tensor]:
     """The unlabelled pool with its weak AU labels and captions (token ids): the FEText stand-in."""
     d = cfg.data
     det = au_detector(profile)[0]
 
     def make() -> dict[str, Tensor]:
-        ids = IdentitySplit(d.n_identities, world_seed=d.world_seed)
-        ds = FaceDataset(d.n_pool, split="train", identities=ids, seed=10, size=render_size(d.size), style="target",
-                         expressions="emotion")
+        ds = pool_dataset(d)
         parts: dict[str, list[Tensor]] = {k: [] for k in ("image", "au", "age", "weight", "glasses", "yaw")}
         for lo in range(0, d.n_pool, 512):
             b = ds.batch(torch.arange(lo, min(lo + 512, d.n_pool)))

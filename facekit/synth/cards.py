@@ -27,6 +27,22 @@ from facekit.synth.datasets import (
 )
 from facekit.synth.params import AU_FACS, EMOTION_PROTOTYPES, IDENTITY_TRAITS, UNITS
 
+
+def _au_train() -> _SyntheticDataset:
+    # Cards describe the datasets the method notebooks use, read from the methods' own factories
+    # so they cannot drift; imported here, lazily, so that facekit.synth never depends on methods.
+    from facekit.methods import fmae_iat
+    from facekit.methods.fmae_iat_data import au_datasets
+
+    return au_datasets(fmae_iat.profile_config("cpu", 0).data, 0)["train"]
+
+
+def _synfer_pool() -> _SyntheticDataset:
+    from facekit.methods import synfer
+
+    return synfer.pool_dataset(synfer.profile_config("cpu", 0).data)
+
+
 # name -> (factory, one-line purpose). Counts are those of the ``cpu`` profile.
 CARD_DATASETS: dict[str, tuple[Callable[[], _SyntheticDataset], str]] = {
     "faces_clean": (lambda: FaceDataset(20000, split="train", expressions="random"),
@@ -41,6 +57,11 @@ CARD_DATASETS: dict[str, tuple[Callable[[], _SyntheticDataset], str]] = {
                      "same-person pairs whose weight (BMI) changes by a known amount"),
     "pairs_age": (lambda: PairDataset(20000, split="train", factor="age"),
                   "same-person pairs whose age changes by a known number of years"),
+    "au_bp4d_like": (_au_train, "the BP4D-like AU set of notebook 03 (seed 0): 60 subjects with subject-specific AU "
+                     "propensities, 60 images each, 3 subject-independent folds; an AU is present when its "
+                     "intensity is above 0"),
+    "synfer_pool": (_synfer_pool, "SynFER's unlabelled target-style pool (notebook 04), rendered at 48 px and "
+                    "cropped to the inner face at 32 px for the diffusion model"),
 }
 
 LIMITATIONS = """\
