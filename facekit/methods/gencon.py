@@ -590,11 +590,12 @@ def classification_scores(proba: np.ndarray, test: dict[str, Tensor]) -> dict[st
 
 @torch.no_grad()
 def reference_scores(references: Tensor, test: dict[str, Tensor], oracle: nn.Module) -> dict[str, float]:
-    """L1 and SSIM of the references to the true neutrals, and oracle identity similarity
+    """L1, squared error and SSIM of the references to the true neutrals, and oracle identity similarity
     (cosine) of reference and query, with the true neutral's as the ceiling."""
     x, neutral = test["image"].float() / 255, test["neutral"].float() / 255
     zx, zr, zn = (torch.cat([oracle(t[i:i + 512]) for i in range(0, len(t), 512)]) for t in (x, references, neutral))
-    return {"l1": float((references - neutral).abs().mean()), "ssim": metrics.ssim(references, neutral),
+    return {"l1": float((references - neutral).abs().mean()), "mse": float((references - neutral).pow(2).mean()),
+            "copy_mse": float((x - neutral).pow(2).mean()), "ssim": metrics.ssim(references, neutral),
             "id_sim": float((zr * zx).sum(1).mean()), "id_sim_true_neutral": float((zn * zx).sum(1).mean()),
             "copy_l1": float((x - neutral).abs().mean()), "copy_ssim": metrics.ssim(x, neutral)}
 
