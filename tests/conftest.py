@@ -1,8 +1,15 @@
-"""Fixtures shared by the real-photo tests (loading, alignment, the Analyzer)."""
+"""Shared test set-up: Triton's interpreter, and fixtures for the real-photo tests (loading,
+alignment, the Analyzer)."""
 
-import numpy as np
-import pytest
-from PIL import Image
+import os
+
+# Triton decides at decoration time whether a kernel is interpreted, so this must be set before
+# any test module imports facekit.kernels (test_analyze imports ComFace, which imports them).
+os.environ.setdefault("TRITON_INTERPRET", "1")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+from PIL import Image  # noqa: E402
 
 
 def _face_like(w: int = 64, h: int = 48) -> np.ndarray:

@@ -12,7 +12,7 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
-os.environ.setdefault("TRITON_INTERPRET", "1")  # before the kernel modules compile their kernels
+os.environ.setdefault("TRITON_INTERPRET", "1")  # also in conftest.py: before any kernel module is imported
 
 from facekit.kernels import contrastive, dispatch  # noqa: E402
 from facekit.kernels.contrastive import info_nce, info_nce_reference, supcon, supcon_reference  # noqa: E402
