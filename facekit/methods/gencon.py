@@ -679,9 +679,9 @@ def history_figure(histories: dict[str, list[dict[str, float]]]) -> Figure:
     """Each stage's logged losses against its steps."""
     fig, axes = plt.subplots(1, len(histories), figsize=(3.3 * len(histories), 3), squeeze=False)
     for ax, (stage, hist) in zip(axes[0], histories.items(), strict=True):
-        for key in ("ce", "l1", "mse", "identity"):
+        for key, colour in (("ce", "C0"), ("l1", "C1"), ("mse", "C2"), ("identity", "C3")):
             if hist and key in hist[0]:
-                ax.plot([h["step"] for h in hist], [h[key] for h in hist], label=key)
+                ax.plot([h["step"] for h in hist], [h[key] for h in hist], label=key, color=colour)
         ax.set_title(stage, fontsize=9)
         ax.set_xlabel("step")
         ax.set_ylabel("loss")
