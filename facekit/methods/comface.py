@@ -58,15 +58,14 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
 from sklearn.linear_model import RidgeCV
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 from torch import Tensor, nn
 
 from facekit import metrics
-from facekit.config import cache_dir, config_hash, get_profile
-from facekit.io import atomic_write
+from facekit.config import get_profile
+from facekit.io import disk_cached, to_uint8
 from facekit.models import ConvEncoder, augment, supcon_loss
 from facekit.synth.datasets import FACTOR_RANGES, FACTOR_UNITS, FACTORS, IdentitySplit, PairDataset
 from facekit.synth.params import EMOTIONS, N_AUS, emotion_matrix, sample_params
@@ -187,20 +186,6 @@ def _photometric(x: Tensor) -> Tensor:
 # ------------------------------------------------------------------------------ data
 
 
-def _disk_cached(name: str, key: Any, make: Callable[[], dict[str, Tensor]]) -> dict[str, Tensor]:
-    """Rendered tensors cached as safetensors under ``<cache>/data`` (rendering dominates on a CPU)."""
-    path = cache_dir() / "data" / f"{name}-{config_hash(key)}.safetensors"
-    if path.is_file():
-        return load_file(str(path))
-    tensors = {k: v.contiguous() for k, v in make().items()}
-    atomic_write(path, lambda tmp: save_file(tensors, str(tmp)))
-    return tensors
-
-
-def _to_uint8(x: Tensor) -> Tensor:
-    return (x.clamp(0, 1) * 255).round().to(torch.uint8)
-
-
 def _pairs_new_scene(ds: PairDataset, indices: Tensor) -> dict[str, Tensor]:
     """``ds.batch`` with photo b given another pair's background, clothing (``seed``), pose
     and light: a new scene, as between two real photos of one person.
@@ -230,7 +215,7 @@ def _render_pairs(ds: PairDataset, indices: Tensor, task: str, chunk: int = 256,
         b = _pairs_new_scene(ds, chunk_idx) if new_scene else ds.batch(chunk_idx)
         delta = torch.zeros(len(b["delta"]), len(TASKS))
         delta[:, TASKS.index(task)] = b["delta"].cpu() / DELTA_SCALE[task]
-        for k, v in (("a", _to_uint8(b["a"].cpu())), ("b", _to_uint8(b["b"].cpu())), ("delta", delta),
+        for k, v in (("a", to_uint8(b["a"].cpu())), ("b", to_uint8(b["b"].cpu())), ("delta", delta),
                      ("person", b["person"].cpu())):
             parts[k].append(v)
     return {k: torch.cat(v) for k, v in parts.items()}
@@ -255,7 +240,7 @@ def training_pool(cfg: ComFaceConfig) -> dict[str, Tensor]:
                                        new_scene=d.new_scene))
         return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
 
-    return _disk_cached("comface-pool", {"data": d, "v": 1}, make)
+    return disk_cached("comface-pool", {"data": d, "v": 1}, make)
 
 
 def pool_step_fn(pool: dict[str, Tensor], batch_size: int) -> Callable[[int], dict[str, Tensor]]:
@@ -295,7 +280,7 @@ def transfer_sets(cfg: ComFaceConfig, task: str, split: str = "test") -> dict[st
 
     key = {"size": d.size, "n_identities": d.n_identities, "nuisance": d.nuisance, "task": task, "v": 1,
            **({"split": split} if split != "test" else {})}
-    return {part: _disk_cached(f"comface-{part}", {**key, "n": max(d.n_labelled) if part == "labelled" else d.n_eval},
+    return {part: disk_cached(f"comface-{part}", {**key, "n": max(d.n_labelled) if part == "labelled" else d.n_eval},
                                make(part)) for part in ("labelled", "eval")}
 
 
@@ -509,10 +494,10 @@ def verification_pairs(cfg: ComFaceConfig, seed: int = 303) -> dict[str, Tensor]
         expr_a, expr_b = pa.replace(age=age), pb.replace(age=age, weight=weight, au=emotion_matrix()[emotion])
         a = torch.cat([render(age_a, d.size, style="target"), render(expr_a, d.size, style="target")])
         b = torch.cat([render(age_b, d.size, style="target"), render(expr_b, d.size, style="target")])
-        return {"a": _to_uint8(a), "b": _to_uint8(b), "person": torch.cat([persons, persons]),
+        return {"a": to_uint8(a), "b": to_uint8(b), "person": torch.cat([persons, persons]),
                 "kind": torch.cat([torch.zeros(n), torch.ones(n)]).long()}
 
-    return _disk_cached("comface-verify", {"size": d.size, "n_identities": d.n_identities, "n": d.n_verify,
+    return disk_cached("comface-verify", {"size": d.size, "n_identities": d.n_identities, "n": d.n_verify,
                                            "seed": seed, "v": 1}, make)
 
 

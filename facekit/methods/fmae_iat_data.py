@@ -26,7 +26,7 @@ import torch
 from torch import Tensor
 
 from facekit.config import get_device
-from facekit.methods.comface import _disk_cached, _to_uint8
+from facekit.io import disk_cached, to_uint8
 from facekit.synth.datasets import FaceDataset, IdentitySplit
 from facekit.synth.params import (
     FaceParams,
@@ -136,7 +136,7 @@ def _render_set(ds: FaceDataset, aus: tuple[str, ...], chunk: int = 256) -> dict
     parts: dict[str, list[Tensor]] = {"image": [], "label": [], "subject": []}
     for start in range(0, len(ds), chunk):
         b = ds.batch(torch.arange(start, min(start + chunk, len(ds))))
-        parts["image"].append(_to_uint8(b["image"].cpu()))
+        parts["image"].append(to_uint8(b["image"].cpu()))
         parts["label"].append((b["au"][:, cols].cpu() > AU_ACTIVE).to(torch.uint8))
         parts["subject"].append(torch.searchsorted(ds.persons, b["person"].cpu()))  # 0..n_persons-1
     return {k: torch.cat(v) for k, v in parts.items()}
@@ -167,7 +167,7 @@ def au_set(d: AUDataConfig, seed: int) -> dict[str, dict[str, Tensor]]:
             out["fold"] = out["subject"] % d.n_folds
         return out
 
-    return {part: _disk_cached(f"fmae_iat-{part}", {"data": d, "seed": seed, "v": 1}, lambda p=part: make(p))
+    return {part: disk_cached(f"fmae_iat-{part}", {"data": d, "seed": seed, "v": 1}, lambda p=part: make(p))
             for part in ("train", "probe", "val")}
 
 

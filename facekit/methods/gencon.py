@@ -72,7 +72,7 @@ from torch import Tensor, nn
 
 from facekit import metrics
 from facekit.config import get_profile
-from facekit.methods.comface import _disk_cached, _to_uint8
+from facekit.io import disk_cached, to_uint8
 from facekit.models import ConvEncoder, supcon_loss
 from facekit.models.unet import UNet
 from facekit.synth.datasets import FaceDataset, IdentitySplit
@@ -266,13 +266,13 @@ def expression_set(cfg: GenConConfig, split: str) -> dict[str, Tensor]:
             intensity = torch.where(emotion == 0, torch.zeros(()), intensity)
             b = torch.where(emotion == 0, torch.full_like(b, -1), b)
             au = emotion_matrix()[emotion] * intensity[:, None]
-            for k, v in (("image", _to_uint8(ds.render_params(p.replace(au=au)).cpu())),
-                         ("neutral", _to_uint8(ds.render_params(p).cpu())), ("emotion", emotion),
+            for k, v in (("image", to_uint8(ds.render_params(p.replace(au=au)).cpu())),
+                         ("neutral", to_uint8(ds.render_params(p).cpu())), ("emotion", emotion),
                          ("intensity", intensity), ("bin", b), ("person", extra["person"])):
                 parts[k].append(v)
         return {k: torch.cat(v) for k, v in parts.items()}
 
-    return _disk_cached(f"gencon-{split}", {"data": d, "split": split, "v": 1}, make)
+    return disk_cached(f"gencon-{split}", {"data": d, "split": split, "v": 1}, make)
 
 
 def oracle_pairs(cfg: GenConConfig) -> dict[str, Tensor]:
@@ -290,10 +290,10 @@ def oracle_pairs(cfg: GenConConfig) -> dict[str, Tensor]:
             au = (emotion_matrix()[e] * hash_uniform(31 + view, idx, 312)[:, None]
                   + 0.3 * sample_aus(seed=41 + view, indices=idx, p_active=0.1)).clamp(0, 1)
             p = sample_params(seed=31 + view, indices=idx, identity=codes, au=au, style="target")
-            views.append(_to_uint8(torch.cat([render(p[i:i + 256], d.size, style="target") for i in range(0, n, 256)])))
+            views.append(to_uint8(torch.cat([render(p[i:i + 256], d.size, style="target") for i in range(0, n, 256)])))
         return {"a": views[0], "b": views[1], "person": torch.arange(n)}
 
-    return _disk_cached("gencon-oracle", {"size": d.size, "n": d.oracle_persons, "v": 1}, make)
+    return disk_cached("gencon-oracle", {"size": d.size, "n": d.oracle_persons, "v": 1}, make)
 
 
 def _flip_together(*xs: Tensor) -> tuple[Tensor, ...]:

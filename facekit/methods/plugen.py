@@ -69,7 +69,7 @@ from sklearn.linear_model import Ridge
 from torch import Tensor, nn
 
 from facekit.config import get_profile
-from facekit.methods.comface import _disk_cached, _to_uint8
+from facekit.io import disk_cached, to_uint8
 from facekit.models.autoencoder import AutoEncoder
 from facekit.models.flows import RealNVP
 from facekit.synth.datasets import FACTOR_RANGES, IdentitySplit
@@ -209,10 +209,10 @@ def face_pool(d: DataConfig, new_scene: bool = False) -> dict[str, Tensor]:
         levels = draw_levels(d.seed + 1, frame)
         params = apply_levels(scene, levels)
         images = torch.cat([render(params[i:i + 512], d.size) for i in range(0, len(params), 512)])
-        return {"image": _to_uint8(images), "levels": levels, "person": person, "code": codes}
+        return {"image": to_uint8(images), "levels": levels, "person": person, "code": codes}
 
     key = {"data": d, "v": 1, **({"new_scene": True} if new_scene else {})}
-    return _disk_cached("plugen-pool", key, make)
+    return disk_cached("plugen-pool", key, make)
 
 
 def _test_persons(d: DataConfig, seed: int, split: str = "test") -> Tensor:

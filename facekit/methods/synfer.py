@@ -61,7 +61,7 @@ from diffusers import DDIMScheduler, DDPMScheduler
 from torch import Tensor
 
 from facekit.config import get_profile
-from facekit.methods.comface import _disk_cached, _to_uint8
+from facekit.io import disk_cached, to_uint8
 from facekit.methods.synfer_captions import CaptionWriter, WordTokenizer
 from facekit.methods.synfer_pipeline import SynFERPipeline
 from facekit.models.diffusion import ConditionalUNet
@@ -204,7 +204,7 @@ def _balanced(ds: FaceDataset, per_class: int, chunk: int = 512) -> dict[str, Te
     pe = torch.stack(picked)
     order = pe[:, 1].argsort(stable=True)
     b = ds.batch(pe[order, 0])
-    return {"image": _to_uint8(face_crop(b["image"].cpu())), "label": b["emotion"].cpu(), "au": b["au"].cpu()}
+    return {"image": to_uint8(face_crop(b["image"].cpu())), "label": b["emotion"].cpu(), "au": b["au"].cpu()}
 
 
 def render_size(size: int) -> int:
@@ -232,8 +232,8 @@ def real_sets(cfg: SynFERConfig) -> dict[str, dict[str, Tensor]]:
                                              style="target", expressions="emotion"), per)
 
     key = {"size": d.size, "n_identities": d.n_identities, "world": d.world_seed, "v": 2}
-    return {"labelled": _disk_cached("synfer-labelled", {**key, "n": d.labelled_pool}, make("val", d.labelled_pool, 11)),
-            "test": _disk_cached("synfer-test", {**key, "n": d.n_test}, make("test", d.n_test, 12))}
+    return {"labelled": disk_cached("synfer-labelled", {**key, "n": d.labelled_pool}, make("val", d.labelled_pool, 11)),
+            "test": disk_cached("synfer-test", {**key, "n": d.n_test}, make("test", d.n_test, 12))}
 
 
 def labelled_subset(cfg: SynFERConfig, seed: int) -> Tensor:
@@ -293,7 +293,7 @@ def training_pool(cfg: SynFERConfig, profile: str) -> dict[str, Tensor]:
         for lo in range(0, d.n_pool, 512):
             b = ds.batch(torch.arange(lo, min(lo + 512, d.n_pool)))
             b["image"] = face_crop(b["image"].cpu())
-            parts["image"].append(_to_uint8(b["image"]))
+            parts["image"].append(to_uint8(b["image"]))
             parts["au"].append(detect_aus(det, b["image"]) if det is not None else b["au"].cpu())
             for k in ("age", "weight", "glasses", "yaw"):
                 parts[k].append(b[k].cpu())
@@ -304,7 +304,7 @@ def training_pool(cfg: SynFERConfig, profile: str) -> dict[str, Tensor]:
                                    float(pool["glasses"][i]), float(pool["yaw"][i]), rng) for i in range(d.n_pool)]
         return {"image": pool["image"], "au": pool["au"], "ids": tok(captions)}
 
-    return _disk_cached("synfer-pool", {"pool": _pool_key(d), "max_len": cfg.generator.model["max_len"],
+    return disk_cached("synfer-pool", {"pool": _pool_key(d), "max_len": cfg.generator.model["max_len"],
                                         "au_labels": _label_kind(profile),
                                         "v": 2}, make)
 

@@ -26,9 +26,9 @@ from torch import Tensor, nn
 
 from facekit import metrics
 from facekit.config import get_profile
+from facekit.io import disk_cached, to_uint8
 from facekit.kernels.contrastive import info_nce
 from facekit.methods import synfer
-from facekit.methods.comface import _disk_cached, _to_uint8
 from facekit.methods.synfer_captions import ACTIVE, CaptionWriter
 from facekit.methods.synfer_pipeline import SynFERPipeline
 from facekit.models import ConvEncoder, augment
@@ -134,11 +134,11 @@ def oracle_data(cfg: synfer.SynFERConfig) -> dict[str, Tensor]:
         ds = FaceDataset(d.n_oracle, split="train", identities=IdentitySplit(d.n_identities, world_seed=d.oracle_world),
                          seed=20, size=synfer.render_size(d.size), style="target", expressions="emotion")
         parts = [ds.batch(torch.arange(lo, min(lo + 512, d.n_oracle))) for lo in range(0, d.n_oracle, 512)]
-        return {"image": torch.cat([_to_uint8(synfer.face_crop(p["image"].cpu())) for p in parts]),
+        return {"image": torch.cat([to_uint8(synfer.face_crop(p["image"].cpu())) for p in parts]),
                 "label": torch.cat([p["emotion"].cpu() for p in parts]),
                 "au": torch.cat([(p["au"].cpu() > ACTIVE).float() for p in parts])}
 
-    return _disk_cached("synfer-oracle", {"size": d.size, "n": d.n_oracle, "world": d.oracle_world,
+    return disk_cached("synfer-oracle", {"size": d.size, "n": d.n_oracle, "world": d.oracle_world,
                                           "n_identities": d.n_identities, "v": 2}, make)
 
 
@@ -293,12 +293,12 @@ def generate(pipe: SynFERPipeline, cfg: synfer.SynFERConfig, profile: str, seed:
                   "semantic_scale": s.semantic_scale, "guidance_fraction": s.guidance_fraction}
         out = pipe(req["prompt"] if mode != "uncond" else [""] * n, req["au"] if mode == "au_text" else None,
                    num_inference_steps=s.steps, text_scale=s.text_scale, au_scale=s.au_scale, seed=seed, **kw)
-        return {"image": _to_uint8(out.images)}
+        return {"image": to_uint8(out.images)}
 
     gen = synfer._generator_path(cfg, profile).name
     key = {"generator": gen, "profile": profile, "sample": s, "seed": seed, "n": n, "mode": mode,
            "semantic": semantic is not None, "v": 1}
-    images = _disk_cached("synfer-gen", key, make)["image"]
+    images = disk_cached("synfer-gen", key, make)["image"]
     return {"image": images, "label": req["label"], "au": req["au"]}
 
 
