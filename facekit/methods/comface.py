@@ -67,6 +67,7 @@ from facekit import metrics
 from facekit.config import get_profile
 from facekit.io import disk_cached, to_uint8
 from facekit.models import ConvEncoder, augment, supcon_loss
+from facekit.models.inputs import model_input
 from facekit.synth.datasets import FACTOR_RANGES, FACTOR_UNITS, FACTORS, IdentitySplit, PairDataset
 from facekit.synth.params import EMOTIONS, N_AUS, emotion_matrix, sample_params
 from facekit.synth.render import render
@@ -332,16 +333,7 @@ class ComFace:
         self.size = cfg.data.size
 
     def _prepare(self, images: Tensor) -> Tensor:
-        x = torch.as_tensor(images, dtype=torch.float32)
-        if x.ndim == 3:
-            x = x[None]
-        if x.ndim != 4 or x.shape[1] not in (1, 3):
-            raise ValueError(f"images have shape {tuple(x.shape)}; pass N x 3 x H x W (or N x 1 x H x W) in [0, 1]")
-        if x.shape[1] == 1:
-            x = x.expand(-1, 3, -1, -1)
-        if x.shape[-2:] != (self.size, self.size):
-            x = F.interpolate(x, size=(self.size, self.size), mode="bilinear", antialias=True, align_corners=False)
-        return x.clamp(0, 1)
+        return model_input(images, self.size)
 
     @torch.no_grad()
     def embed(self, images: Tensor, batch_size: int = 256) -> dict[str, Tensor]:

@@ -73,6 +73,7 @@ from facekit.config import cache_dir, config_hash, get_profile
 from facekit.io import atomic_write
 from facekit.methods.fmae_iat_data import AUDataConfig, FaceStream, StreamConfig, au_set, fold_split
 from facekit.models.heads import ID_HEADS, AUHead, check_scale, grad_reverse, identity_head
+from facekit.models.inputs import model_input
 from facekit.models.vit_mae import FaceMAE, ViTFeatures, ViTSpec
 from facekit.synth.params import au_index
 from facekit.train import TrainConfig, TrainResult, cached_path, load_pretrained, train_or_load
@@ -314,16 +315,7 @@ class AUDetector:
                              "pass the checkpoint's list (det.aus) or train a detector for yours")
 
     def _prepare(self, images: Tensor | np.ndarray) -> Tensor:
-        x = torch.as_tensor(images, dtype=torch.float32)
-        if x.ndim == 3:
-            x = x[None]
-        if x.ndim != 4 or x.shape[1] not in (1, 3):
-            raise ValueError(f"images have shape {tuple(x.shape)}; pass N x 3 x H x W (or N x 1 x H x W) in [0, 1]")
-        if x.shape[1] == 1:
-            x = x.expand(-1, 3, -1, -1)
-        if x.shape[-2:] != (self.size, self.size):
-            x = F.interpolate(x, size=(self.size, self.size), mode="bilinear", antialias=True, align_corners=False)
-        return x.clamp(0, 1)
+        return model_input(images, self.size)
 
     @torch.no_grad()
     def _run(self, images: Tensor | np.ndarray, key: str, batch_size: int = 256) -> Tensor:
