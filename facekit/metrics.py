@@ -45,6 +45,7 @@ __all__ = [
     "macro_f1",
     "mae",
     "mean_ci",
+    "multilabel_auc",
     "multilabel_f1",
     "optimistic_best_threshold_f1",
     "paired_difference",
@@ -421,6 +422,16 @@ def multilabel_f1(y_true: ArrayLike, scores: ArrayLike, threshold: float = 0.5) 
     # one column at a time: with a single label column sklearn would read the input as binary
     per_label = np.array([skm.f1_score(y[:, j], pred[:, j], zero_division=0) for j in range(y.shape[1])])
     return float(per_label[present].mean())
+
+
+def multilabel_auc(y_true: ArrayLike, scores: ArrayLike) -> float:
+    """Mean per-label ROC-AUC over labels with both classes present: threshold-free, so it tells
+    a detector that ranks faces by the AU apart from one that only moves its threshold."""
+    y, s, _ = _multilabel(y_true, scores)
+    both = [j for j in range(y.shape[1]) if 0 < y[:, j].sum() < len(y)]
+    if not both:
+        raise ValueError("no label has both positive and negative examples; ROC-AUC is undefined")
+    return float(np.mean([skm.roc_auc_score(y[:, j], s[:, j]) for j in both]))
 
 
 def optimistic_best_threshold_f1(y_true: ArrayLike, scores: ArrayLike) -> float:

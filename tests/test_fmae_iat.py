@@ -135,6 +135,16 @@ def test_detector_trains_loads_resizes_and_checks_aus():
         fmae_iat.load("smoke", seed=0, aus=["AU1", "AU2"])
     with pytest.raises(ValueError, match="N x 3 x H x W"):
         det.predict_proba(torch.rand(2, 2, 32, 32))
+    # trained on face-framed renders, it cuts the face window out of head-framed input itself
+    from facekit.synth.params import sample_params
+    from facekit.synth.render import render
+
+    assert det.net.framing == "face"
+    faces = sample_params(4, seed=3, pose_scale=0)
+    head, face = render(faces, 128), render(faces, det.size, framing="face")
+    assert np.abs(det.predict_proba(head) - det.predict_proba(face, framing="face")).max() < 0.05
+    with pytest.raises(ValueError, match="cannot be reframed as 'head'"):
+        fmae_iat.AUDetector(fmae_iat.AUNet(asdict(TINY), ["AU1"])).predict_proba(face, framing="face")
 
 
 def test_identity_probe_separates_clusters_from_noise():

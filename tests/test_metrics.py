@@ -204,6 +204,11 @@ def test_multilabel_f1_fixed_and_optimistic() -> None:
     assert best >= fm.multilabel_f1(y, scores)
     with pytest.raises(ValueError, match="same shape"):
         fm.multilabel_f1(y, scores[:, :3])
+    # ROC-AUC: the AU that never occurs is left out; a constant detector scores 0.5 whatever its threshold
+    assert fm.multilabel_auc(y, scores) == pytest.approx(np.mean([skm.roc_auc_score(y[:, j], scores[:, j]) for j in range(4)]))
+    assert fm.multilabel_auc(y, np.full(y.shape, 0.9)) == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="ROC-AUC is undefined"):
+        fm.multilabel_auc(np.ones((4, 2)), np.zeros((4, 2)))
 
 
 def test_psnr_known_value() -> None:

@@ -158,3 +158,30 @@ def test_jpeg_like_is_lossy_but_close():
 
 def test_all_aus_listed():
     assert set(AU_REGIONS) == set(AU_NAMES)
+
+
+def test_face_framing_is_the_face_window_of_the_head_framing(people):
+    """A face-framed render is the head framing's face window drawn at full resolution: the same
+    picture as cutting that window from a large head render, and larger AU changes per pixel."""
+    from facekit.synth.render import reframe
+
+    face = render(people, 48, framing="face")
+    cut = reframe(render(people, 192), 48, "face")
+    assert face.shape == (12, 3, 48, 48)
+    assert float((face - cut).abs().mean()) < 0.03
+    smile = people.with_au("AU12", 1.0)
+    head_change = float((render(smile, 48) - render(people, 48)).abs().mean())
+    face_change = float((render(smile, 48, framing="face") - face).abs().mean())
+    assert face_change > 2 * head_change
+
+
+def test_framing_errors_name_the_value():
+    p = FaceParams.neutral(sample_identities(1, 0))
+    with pytest.raises(ValueError, match=r"framing='tight'.*\['head', 'face'\]"):
+        render(p, 32, framing="tight")
+    with pytest.raises(ValueError, match="size=200 is not valid with framing='face'.*size <= 140"):
+        render(p, 200, framing="face")
+    from facekit.synth.render import reframe
+
+    with pytest.raises(ValueError, match="cannot be reframed as 'head'"):
+        reframe(torch.rand(1, 3, 32, 32), 32, "head", source="face")

@@ -20,6 +20,9 @@ Teaching-scale choices (the paper is silent or its scale does not fit a 2-core C
   the clean image (``prediction_type="sample"``), not the noise: at the ``cpu`` budget a
   noise-predicting model still sampled coloured noise after 200 steps, while a clean-image
   predictor gives coherent (if smooth) faces early; ``gpu`` can switch back to ``"epsilon"``.
+  Faces are framed on the inner face (``DataConfig.framing``), as FER datasets are; the first
+  ``cpu`` run used a looser crop and 600 steps, and its generator had not learned its
+  conditioning (dropping caption and AUs changed its clean-image prediction by under 1%).
 * **Weak AU labels**: the pool's AUs come from the FMAE-IAT detector
   (:func:`facekit.methods.fmae_iat.load`) when one is cached and covers all 17 AUs the
   generator is conditioned on; otherwise from the ground truth, and every record says which
@@ -28,7 +31,8 @@ Teaching-scale choices (the paper is silent or its scale does not fit a 2-core C
 * **Text encoder**: a word tokenizer over the caption writer's vocabulary and a one-layer
   transformer trained with the UNet (:mod:`facekit.methods.synfer_captions`), not CLIP.
 * **One generator for every seed at ``cpu``** (``GeneratorConfig.seed = 0``): a diffusion
-  model is the dominant cost (600 steps of batch 32 took ~15 min on the shared machine), and the claims
+  model is the dominant cost (3,000 steps of batch 32, about an hour on one core of the 2-core
+  machine), and the claims
   are about what the *synthetic data* does downstream. Seeds vary the labelled subset, the
   generation noise and prompts, and every classifier. At ``gpu`` each seed trains its own.
 * **Label calibrator**: logistic regression on the UNet's pooled middle- and up-block
@@ -92,6 +96,7 @@ class DataConfig:
     n_test: int = 50  # per class
     oracle_world: int = 7
     n_oracle: int = 4000
+    framing: str = "face"  # FER sets are tight face crops; at 32 px a full head leaves the mouth a few pixels wide
 
 
 @dataclass
@@ -101,8 +106,8 @@ class GeneratorConfig:
     model: dict[str, Any] = field(default_factory=lambda: {
         "block_out_channels": [16, 32, 64], "layers_per_block": 1, "dim": 64, "max_len": 16, "au_tokens": 4,
         "text_layers": 1, "attention_head_dim": 16, "attn_levels": 1})
-    train: TrainConfig = field(default_factory=lambda: TrainConfig(steps=600, batch_size=32, lr=2e-3, warmup_steps=30,
-                                                                   schedule="cosine", log_every=50, ckpt_every=200))
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(steps=3000, batch_size=32, lr=2e-3, warmup_steps=100,
+                                                                   schedule="cosine", log_every=100, ckpt_every=250))
     p_drop_text: float = 0.15
     p_drop_au: float = 0.15
     num_train_timesteps: int = 1000
@@ -204,20 +209,7 @@ def _balanced(ds: FaceDataset, per_class: int, chunk: int = 512) -> dict[str, Te
     pe = torch.stack(picked)
     order = pe[:, 1].argsort(stable=True)
     b = ds.batch(pe[order, 0])
-    return {"image": to_uint8(face_crop(b["image"].cpu())), "label": b["emotion"].cpu(), "au": b["au"].cpu()}
-
-
-def render_size(size: int) -> int:
-    """Faces are rendered at 1.5x and cropped to the inner face (see :func:`face_crop`)."""
-    return 3 * size // 2
-
-
-def face_crop(images: Tensor) -> Tensor:
-    """The inner face (brows to chin) of renders made at :func:`render_size`: FER datasets are
-    tight face crops, and at 32 pixels a full head leaves the mouth a few pixels wide."""
-    size = 2 * images.shape[-1] // 3
-    top, left = 3 * size // 8, size // 4
-    return images[..., top:top + size, left:left + size]
+    return {"image": to_uint8(b["image"].cpu()), "label": b["emotion"].cpu(), "au": b["au"].cpu()}
 
 
 def real_sets(cfg: SynFERConfig) -> dict[str, dict[str, Tensor]]:
@@ -228,10 +220,10 @@ def real_sets(cfg: SynFERConfig) -> dict[str, dict[str, Tensor]]:
 
     def make(split: str, per: int, seed: int) -> Callable[[], dict[str, Tensor]]:
         return lambda: _balanced(FaceDataset(per * N_CLASSES * 4, split=split, identities=ids, seed=seed,
-                                             size=render_size(d.size),
+                                             size=d.size, framing=d.framing,
                                              style="target", expressions="emotion"), per)
 
-    key = {"size": d.size, "n_identities": d.n_identities, "world": d.world_seed, "v": 2}
+    key = {"size": d.size, "framing": d.framing, "n_identities": d.n_identities, "world": d.world_seed, "v": 3}
     return {"labelled": disk_cached("synfer-labelled", {**key, "n": d.labelled_pool}, make("val", d.labelled_pool, 11)),
             "test": disk_cached("synfer-test", {**key, "n": d.n_test}, make("test", d.n_test, 12))}
 
@@ -266,20 +258,21 @@ def _label_kind(profile: str) -> str:
     return "ground truth" if au_detector(profile)[0] is None else "detector"
 
 
-def detect_aus(det: Any, images: Tensor) -> Tensor:
+def detect_aus(det: Any, images: Tensor, framing: str) -> Tensor:
     """AU activation probabilities in ``AU_NAMES`` order from the FMAE-IAT detector."""
-    p = torch.as_tensor(np.asarray(det.predict_proba(images)), dtype=torch.float32)
+    p = torch.as_tensor(np.asarray(det.predict_proba(images, framing=framing)), dtype=torch.float32)
     return p[:, [list(det.aus).index(a) for a in AU_NAMES]]
 
 
-def _pool_key(d: DataConfig) -> dict[str, int]:
-    return {"size": d.size, "n_identities": d.n_identities, "world_seed": d.world_seed, "n_pool": d.n_pool}
+def _pool_key(d: DataConfig) -> dict[str, Any]:
+    return {"size": d.size, "framing": d.framing, "n_identities": d.n_identities, "world_seed": d.world_seed,
+            "n_pool": d.n_pool}
 
 
 def pool_dataset(d: DataConfig) -> FaceDataset:
-    """The unlabelled pool's faces before the inner-face crop (its data card describes it)."""
+    """The unlabelled pool's faces (its data card describes it)."""
     return FaceDataset(d.n_pool, split="train", identities=IdentitySplit(d.n_identities, world_seed=d.world_seed),
-                       seed=10, size=render_size(d.size), style="target", expressions="emotion")
+                       seed=10, size=d.size, framing=d.framing, style="target", expressions="emotion")
 
 
 def training_pool(cfg: SynFERConfig, profile: str) -> dict[str, Tensor]:
@@ -292,9 +285,8 @@ def training_pool(cfg: SynFERConfig, profile: str) -> dict[str, Tensor]:
         parts: dict[str, list[Tensor]] = {k: [] for k in ("image", "au", "age", "weight", "glasses", "yaw")}
         for lo in range(0, d.n_pool, 512):
             b = ds.batch(torch.arange(lo, min(lo + 512, d.n_pool)))
-            b["image"] = face_crop(b["image"].cpu())
-            parts["image"].append(to_uint8(b["image"]))
-            parts["au"].append(detect_aus(det, b["image"]) if det is not None else b["au"].cpu())
+            parts["image"].append(to_uint8(b["image"].cpu()))
+            parts["au"].append(detect_aus(det, b["image"].cpu(), d.framing) if det is not None else b["au"].cpu())
             for k in ("age", "weight", "glasses", "yaw"):
                 parts[k].append(b[k].cpu())
         pool = {k: torch.cat(v) for k, v in parts.items()}
@@ -306,7 +298,7 @@ def training_pool(cfg: SynFERConfig, profile: str) -> dict[str, Tensor]:
 
     return disk_cached("synfer-pool", {"pool": _pool_key(d), "max_len": cfg.generator.model["max_len"],
                                         "au_labels": _label_kind(profile),
-                                        "v": 2}, make)
+                                        "v": 3}, make)
 
 
 # ----------------------------------------------------------------------- generator
@@ -345,7 +337,7 @@ def _model_kwargs(cfg: SynFERConfig) -> dict[str, Any]:
 
 def _generator_key(cfg: SynFERConfig, profile: str) -> dict[str, Any]:
     g = cfg.generator
-    return {"pool": _pool_key(cfg.data), "crop": "inner face of a 1.5x render", "p_drop_text": g.p_drop_text,
+    return {"pool": _pool_key(cfg.data), "p_drop_text": g.p_drop_text,
             "p_drop_au": g.p_drop_au, "T": g.num_train_timesteps, "au_labels": _label_kind(profile),
             "prediction": g.prediction_type}
 
@@ -412,7 +404,6 @@ __all__ = [
     "SynFERPipeline",
     "WordTokenizer",
     "diffusion_loss",
-    "face_crop",
     "labelled_subset",
     "load",
     "make_pipeline",

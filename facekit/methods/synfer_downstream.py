@@ -132,14 +132,14 @@ def oracle_data(cfg: synfer.SynFERConfig) -> dict[str, Tensor]:
 
     def make() -> dict[str, Tensor]:
         ds = FaceDataset(d.n_oracle, split="train", identities=IdentitySplit(d.n_identities, world_seed=d.oracle_world),
-                         seed=20, size=synfer.render_size(d.size), style="target", expressions="emotion")
+                         seed=20, size=d.size, framing=d.framing, style="target", expressions="emotion")
         parts = [ds.batch(torch.arange(lo, min(lo + 512, d.n_oracle))) for lo in range(0, d.n_oracle, 512)]
-        return {"image": torch.cat([to_uint8(synfer.face_crop(p["image"].cpu())) for p in parts]),
+        return {"image": torch.cat([to_uint8(p["image"].cpu()) for p in parts]),
                 "label": torch.cat([p["emotion"].cpu() for p in parts]),
                 "au": torch.cat([(p["au"].cpu() > ACTIVE).float() for p in parts])}
 
-    return disk_cached("synfer-oracle", {"size": d.size, "n": d.n_oracle, "world": d.oracle_world,
-                                          "n_identities": d.n_identities, "v": 2}, make)
+    return disk_cached("synfer-oracle", {"size": d.size, "framing": d.framing, "n": d.n_oracle, "world": d.oracle_world,
+                                          "n_identities": d.n_identities, "v": 3}, make)
 
 
 def oracle_loss(model: nn.Module, batch: dict[str, Tensor]) -> Tensor:
@@ -163,7 +163,8 @@ def train_oracle(profile: str | None, cfg: synfer.SynFERConfig, progress: bool |
 
     kw = {"dim": 2 * c.dim, "widths": [2 * w for w in c.widths], "n_classes": synfer.N_CLASSES, "n_aus": N_AUS}
     return train_or_load("synfer-oracle", ExpressionNet, kw, data, tc, profile=profile, progress=progress,
-                         key={"size": cfg.data.size, "n": cfg.data.n_oracle, "world": cfg.data.oracle_world, "crop": 1},
+                         key={"size": cfg.data.size, "framing": cfg.data.framing, "n": cfg.data.n_oracle,
+                              "world": cfg.data.oracle_world},
                          loss_fn=oracle_loss).model
 
 

@@ -30,7 +30,7 @@ from facekit.synth.params import (
     sample_params,
 )
 from facekit.synth.procedural import MAX_SIZE, MIN_SIZE
-from facekit.synth.render import BACKENDS, render
+from facekit.synth.render import BACKENDS, check_framing, render
 from facekit.synth.rng import hash_normal, hash_uniform
 from facekit.synth.style import get_style
 
@@ -89,6 +89,7 @@ class _SyntheticDataset(torch.utils.data.Dataset):
         glasses_rate: float = 0.15,
         n_persons: int | None = None,
         device: str | torch.device | None = None,
+        framing: str = "head",
     ) -> None:
         if not isinstance(n, int) or n < 0:
             raise ValueError(f"n={n!r} is not valid; pass the number of items, an int >= 0")
@@ -101,6 +102,7 @@ class _SyntheticDataset(torch.utils.data.Dataset):
             raise ValueError(f"pose_scale={pose_scale} is not valid; pass a value >= 0")
         self.n, self.split, self.seed, self.size = n, split, seed, size
         self.style, self.backend, self.pose_scale, self.glasses_rate = style, backend, pose_scale, glasses_rate
+        self.framing = check_framing(framing)
         self.identities = identities or IdentitySplit()
         pool = self.identities.ids(split)
         if n_persons is not None:
@@ -129,8 +131,8 @@ class _SyntheticDataset(torch.utils.data.Dataset):
                              style=self.style, pose_scale=self.pose_scale, glasses_rate=self.glasses_rate)
 
     def render_params(self, params: FaceParams) -> torch.Tensor:
-        """Render params with this dataset's size, style, backend and device."""
-        return render(params.to(self.device), self.size, style=self.style, backend=self.backend)
+        """Render params with this dataset's size, style, backend, framing and device."""
+        return render(params.to(self.device), self.size, style=self.style, backend=self.backend, framing=self.framing)
 
     def batch(self, indices: Sequence[int] | torch.Tensor) -> dict[str, torch.Tensor]:
         raise NotImplementedError
@@ -155,7 +157,7 @@ class _SyntheticDataset(torch.utils.data.Dataset):
             "kind": self.kind, "n": self.n, "split": self.split, "persons": len(self.persons),
             "identities": dataclasses.asdict(self.identities), "seed": self.seed, "size": self.size,
             "style": self.style, "backend": self.backend, "pose_scale": self.pose_scale,
-            "glasses_rate": self.glasses_rate,
+            "glasses_rate": self.glasses_rate, "framing": self.framing,
         }
 
 
