@@ -53,6 +53,23 @@ def test_heads_shapes_and_bad_kinds():
         identity_head("deep", 16, 7)
 
 
+def test_vit_knows_where_each_patch_lies():
+    """Fixed 2D sine-cosine positions in encoder and decoder (transformers 5 leaves them zero):
+    swapping two patches of an image changes its features, and every position is distinct."""
+    torch.manual_seed(0)
+    mae = FaceMAE(**asdict(TINY))
+    for pe in (mae.mae.vit.embeddings.position_embeddings, mae.mae.decoder.decoder_pos_embed):
+        table = pe[0, 1:]
+        assert torch.cdist(table, table).add(torch.eye(len(table))).min() > 0.1
+    feats = ViTFeatures(**asdict(TINY))
+    x = torch.rand(2, 3, 32, 32)
+    swapped = x.clone()
+    swapped[..., :8, :8], swapped[..., 24:, 24:] = x[..., 24:, 24:], x[..., :8, :8]
+    assert (feats(x) - feats(swapped)).abs().max() > 1e-3
+    with pytest.raises(ValueError, match="multiples of 4"):
+        ViTSpec(width=30, heads=2)
+
+
 def test_mae_masks_three_quarters_and_reconstructs_visible_patches():
     torch.manual_seed(0)
     mae = FaceMAE(**asdict(TINY))

@@ -105,7 +105,7 @@ class GeneratorConfig:
 
     model: dict[str, Any] = field(default_factory=lambda: {
         "block_out_channels": [16, 32, 64], "layers_per_block": 1, "dim": 64, "max_len": 16, "au_tokens": 4,
-        "text_layers": 1, "attention_head_dim": 16, "attn_levels": 1})
+        "text_layers": 1, "attention_head_dim": 16, "attn_levels": 1, "global_cond": True})
     train: TrainConfig = field(default_factory=lambda: TrainConfig(steps=3000, batch_size=32, lr=2e-3, warmup_steps=100,
                                                                    schedule="cosine", log_every=100, ckpt_every=250))
     p_drop_text: float = 0.15
@@ -160,7 +160,7 @@ def profile_config(profile: str | None = None, seed: int = 0) -> SynFERConfig:
             data=DataConfig(n_identities=200, n_pool=96, labelled_pool=6, n_labelled=4, n_test=4, n_oracle=96),
             generator=GeneratorConfig(
                 model={"block_out_channels": [16, 16, 32], "layers_per_block": 1, "dim": 32, "max_len": 16, "au_tokens": 2,
-                       "text_layers": 1, "attention_head_dim": 8, "attn_levels": 1},
+                       "text_layers": 1, "attention_head_dim": 8, "attn_levels": 1, "global_cond": True},
                 train=TrainConfig(steps=6, batch_size=8, lr=1e-3, log_every=3)),
             sample=SampleConfig(steps=3, n_guided=8, scale_5x=2),
             classifier=ClassifierConfig(dim=16, widths=[8, 8, 16, 16],
@@ -173,7 +173,7 @@ def profile_config(profile: str | None = None, seed: int = 0) -> SynFERConfig:
                             n_oracle=20000),
             generator=GeneratorConfig(
                 model={"block_out_channels": [64, 128, 256], "layers_per_block": 2, "dim": 128, "max_len": 16,
-                       "au_tokens": 4, "text_layers": 2, "attention_head_dim": 32, "attn_levels": 2},
+                       "au_tokens": 4, "text_layers": 2, "attention_head_dim": 32, "attn_levels": 2, "global_cond": True},
                 train=TrainConfig(steps=30000, batch_size=128, lr=2e-4, warmup_steps=500, schedule="cosine"), seed=None),
             sample=SampleConfig(steps=50, n_guided=400),
             classifier=ClassifierConfig(dim=256, widths=[32, 64, 128, 160],

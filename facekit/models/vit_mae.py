@@ -8,6 +8,13 @@ deviation), which the MAE paper found to give better features than raw pixels.
 the mean of the patch tokens (MAE's ``global_pool`` fine-tuning recipe). Both take ``N x 3 x
 H x W`` images in [0, 1] at the configured size and normalise them internally, so the two
 share weights key for key (:meth:`FaceMAE.encoder_state`).
+
+Positions are MAE's fixed 2D sine-cosine embeddings, written here (:func:`sincos_positions`)
+rather than left to ``transformers``: from version 5 its weight initialisation leaves the
+encoder's position embeddings and zeroes the decoder's, so a model built from a config is
+blind to where a patch lies. The encoder then sees a bag of patches (the mouth and the brow
+look alike) and the decoder predicts the same patch at every hidden position. ``ViTSpec.positions``
+names the scheme, so models cached before this fix are never loaded as if they had it.
 """
 
 from __future__ import annotations
@@ -37,8 +44,14 @@ class ViTSpec:
     decoder_depth: int = 2
     mask_ratio: float = 0.75
     norm_pix_loss: bool = True
+    positions: str = "sincos"
 
     def __post_init__(self) -> None:
+        if self.positions != "sincos":
+            raise ValueError(f"positions={self.positions!r} is not valid; the one scheme is 'sincos'")
+        if self.width % 4 or self.decoder_width % 4:
+            raise ValueError(f"width={self.width}, decoder_width={self.decoder_width} are not valid; 2D sine-cosine "
+                             "positions need multiples of 4")
         if self.size % self.patch or self.size < self.patch:
             raise ValueError(f"size={self.size} is not valid with patch={self.patch}; pass a multiple of the patch")
         if self.width % self.heads:
@@ -61,6 +74,21 @@ class ViTSpec:
         return (self.size // self.patch) ** 2
 
 
+def sincos_positions(grid: int, dim: int) -> Tensor:
+    """``1 x (1 + grid^2) x dim`` fixed positions of a ``grid x grid`` patch layout (MAE's 2D
+    sine-cosine: half the channels encode the column, half the row; a zero row for the CLS token)."""
+    omega = 1.0 / 10000 ** (torch.arange(dim // 4, dtype=torch.float64) / (dim // 4))
+    rows, cols = torch.meshgrid(torch.arange(grid, dtype=torch.float64), torch.arange(grid, dtype=torch.float64),
+                                indexing="ij")
+
+    def encode(pos: Tensor) -> Tensor:
+        angle = pos.reshape(-1, 1) * omega
+        return torch.cat([angle.sin(), angle.cos()], 1)
+
+    table = torch.cat([encode(cols), encode(rows)], 1)
+    return torch.cat([torch.zeros(1, dim, dtype=torch.float64), table]).float()[None]
+
+
 def _check_images(x: Tensor, size: int) -> Tensor:
     if x.ndim != 4 or x.shape[1] != 3 or tuple(x.shape[-2:]) != (size, size):
         raise ValueError(f"images have shape {tuple(x.shape)}; this ViT takes N x 3 x {size} x {size} in [0, 1]")
@@ -74,6 +102,11 @@ class FaceMAE(nn.Module):
         super().__init__()
         self.spec = ViTSpec(**spec)
         self.mae = ViTMAEForPreTraining(self.spec.hf_config())
+        grid = self.spec.size // self.spec.patch
+        with torch.no_grad():
+            self.mae.vit.embeddings.position_embeddings.copy_(sincos_positions(grid, self.spec.width))
+            self.mae.decoder.decoder_pos_embed.copy_(sincos_positions(grid, self.spec.decoder_width))
+            nn.init.normal_(self.mae.decoder.mask_token, std=0.02)
 
     def forward(self, images: Tensor, noise: Tensor | None = None) -> Tensor:
         return self.mae(pixel_values=_check_images(images, self.spec.size), noise=noise).loss
@@ -114,6 +147,9 @@ class ViTFeatures(nn.Module):
         super().__init__()
         self.spec = ViTSpec(**spec)
         self.vit = ViTMAEModel(self.spec.hf_config(mask_ratio=0.0))
+        with torch.no_grad():
+            self.vit.embeddings.position_embeddings.copy_(sincos_positions(self.spec.size // self.spec.patch,
+                                                                           self.spec.width))
         self.dim = self.spec.width
 
     def forward(self, images: Tensor) -> Tensor:
@@ -125,4 +161,4 @@ class ViTFeatures(nn.Module):
         return tokens[:, 1:].mean(1)
 
 
-__all__ = ["FaceMAE", "ViTFeatures", "ViTSpec"]
+__all__ = ["FaceMAE", "ViTFeatures", "ViTSpec", "sincos_positions"]
