@@ -262,6 +262,26 @@ def calibrate(labels: Tensor, p_calibrator: Tensor, p_classifier: Tensor, thresh
 # -------------------------------------------------------------------------- generation
 
 
+@torch.no_grad()
+def conditioning_gain(pipe: SynFERPipeline, pool: dict[str, Tensor], timesteps: tuple[int, ...] = (300, 600, 900),
+                      n: int = 256, seed: int = 0) -> dict[int, float]:
+    """How much the generator uses its condition: the relative drop of the clean-image error on
+    pool images noised to ``t`` when their caption and AUs are given, against both dropped.
+    Near 0, the generator ignores its condition whatever its loss curve says."""
+    g = torch.Generator().manual_seed(seed)
+    idx = torch.randperm(len(pool["image"]), generator=g)[:n]
+    x = _float(pool["image"][idx]) * 2 - 1
+    ids, au, model = pool["ids"][idx], pool["au"][idx].float(), pipe.model
+    out = {}
+    for t0 in timesteps:
+        t = torch.full((len(x),), t0, dtype=torch.long)
+        xt = pipe.scheduler.add_noise(x, torch.randn(x.shape, generator=g), t)
+        err = [float((pipe.predicted_x0(xt, t, model(xt, t, i, au, k)) - x).square().mean())
+               for i, k in ((ids, torch.ones(len(x))), (torch.zeros_like(ids), torch.zeros(len(x))))]
+        out[t0] = (err[1] - err[0]) / err[1]
+    return out
+
+
 def requests(cfg: synfer.SynFERConfig, n: int, seed: int) -> dict[str, Any]:
     """``n`` generation requests, class ``i % 8`` for request i (so any prefix of 8k is balanced, and
     a prefix of a longer list is the shorter list):
@@ -327,6 +347,8 @@ def run_seed(profile: str | None = None, seed: int = 0, *, progress: bool | None
     s, out = cfg.sample, {}
     pipe, _ = synfer.train_and_load(profile, seed, progress=progress)
     log(f"seed {seed}: generator ready")
+    for t0, gain in conditioning_gain(pipe, synfer.training_pool(cfg, profile), seed=seed).items():
+        out[f"generator/cond_gain/t{t0}"] = gain
     real = synfer.real_sets(cfg)
     idx = synfer.labelled_subset(cfg, seed)
     lab = {"image": real["labelled"]["image"][idx], "label": real["labelled"]["label"][idx]}
