@@ -31,8 +31,8 @@ Teaching-scale choices (the paper is silent or its scale does not fit a 2-core C
 * **Text encoder**: a word tokenizer over the caption writer's vocabulary and a one-layer
   transformer trained with the UNet (:mod:`facekit.methods.synfer_captions`), not CLIP.
 * **One generator for every seed at ``cpu``** (``GeneratorConfig.seed = 0``): a diffusion
-  model is the dominant cost (3,000 steps of batch 32, about an hour on one core of the 2-core
-  machine), and the claims
+  model is the dominant cost (3,000 steps of batch 32 took 39 minutes on one thread of the
+  2-core machine, shared with three other jobs), and the claims
   are about what the *synthetic data* does downstream. Seeds vary the labelled subset, the
   generation noise and prompts, and every classifier. At ``gpu`` each seed trains its own.
 * **Label calibrator**: logistic regression on the UNet's pooled middle- and up-block
