@@ -23,6 +23,9 @@ Teaching-scale choices (the paper is silent or its scale does not fit a 2-core C
   Faces are framed on the inner face (``DataConfig.framing``), as FER datasets are; the first
   ``cpu`` run used a looser crop and 600 steps, and its generator had not learned its
   conditioning (dropping caption and AUs changed its clean-image prediction by under 1%).
+  The UNet now also gets the pooled text and AU tokens through its timestep embedding
+  (``global_cond``, :class:`facekit.models.diffusion.ConditionalUNet`), and trains 3,000 steps;
+  :func:`facekit.methods.synfer_downstream.conditioning_gain` measures how much it uses them.
 * **Weak AU labels**: the pool's AUs come from the FMAE-IAT detector
   (:func:`facekit.methods.fmae_iat.load`) when one is cached and covers all 17 AUs the
   generator is conditioned on; otherwise from the ground truth, and every record says which
