@@ -47,7 +47,7 @@ ConvEncoder reaches 0.74 on the same images, labels, loop and budget
 data or steps than 40 subjects x 150 images and 500 steps; the claims table carries the
 always-present F1, the base-rate loss and the ROC-AUC so that a reader can tell "predicts
 more positives" from "sees the AU". Two defects of earlier runs are fixed: the faces were
-framed head-and-shoulders (a full AU moved 1-2% of the pixels), and the ViT's position
+framed head-and-shoulders (a full AU12 moved about 2% of the pixels), and the ViT's position
 embeddings were zero (``facekit.models.vit_mae``); with positions, the MAE's loss fell from
 0.51 to about 0.35 and its reconstructions put eyes and face outline in place.
 """
