@@ -42,7 +42,7 @@ def join_url(base: str, name: str) -> str:
     return base.rstrip("/") + "/" + urllib.parse.quote(name)
 
 
-def open_at(src: str, offset: int, timeout: float = TIMEOUT) -> tuple[IO[bytes], bool]:
+def open_at(src: str, offset: int, timeout: float | None = None) -> tuple[IO[bytes], bool]:
     """Open ``src`` (an http(s) or ``file://`` URL, or a path) at byte ``offset``; the flag
     says whether it resumed there (a server that ignores Range sends the whole file)."""
     if src.startswith("file://"):
@@ -53,7 +53,7 @@ def open_at(src: str, offset: int, timeout: float = TIMEOUT) -> tuple[IO[bytes],
         return fh, True
     request = urllib.request.Request(src, headers={"Range": f"bytes={offset}-"} if offset else {})
     try:
-        response = urllib.request.urlopen(request, timeout=timeout)
+        response = urllib.request.urlopen(request, timeout=TIMEOUT if timeout is None else timeout)
     except urllib.error.HTTPError as err:
         if err.code == 416 and offset:  # the .part file is already complete
             return io.BytesIO(), True
@@ -62,12 +62,12 @@ def open_at(src: str, offset: int, timeout: float = TIMEOUT) -> tuple[IO[bytes],
 
 
 def download(src: str, target: Path, sha256: str, *, restart: bool = False, fix: str = "",
-             timeout: float = TIMEOUT) -> None:
+             timeout: float | None = None) -> None:
     """Download ``src`` to ``target``, resuming ``target.part`` unless ``restart``.
 
     ``OSError`` names the file and the source when it cannot be reached; ``ChecksumError``
     (the partial file deleted) when the bytes differ from ``sha256``; ``fix`` is appended to
-    the latter, saying how to get a good copy.
+    the latter, saying how to get a good copy. ``timeout`` defaults to :data:`TIMEOUT`.
     """
     target.parent.mkdir(parents=True, exist_ok=True)
     part = target.with_name(target.name + ".part")
