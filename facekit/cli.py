@@ -1,4 +1,4 @@
-"""The ``facekit`` command: info, synth, cards, run, analyze, report, train, assets."""
+"""The ``facekit`` command: info, synth, cards, run, analyze, report, train, assets, data."""
 
 from __future__ import annotations
 
@@ -200,6 +200,21 @@ def _assets(args: argparse.Namespace) -> int:
     return 0
 
 
+def _data(args: argparse.Namespace) -> int:
+    from facekit.real.orl import fetch_orl, orl_source
+
+    if args.name != "orl":
+        print(f"error: unknown data set {args.name!r}; valid: ['orl']", file=sys.stderr)
+        return 2
+    try:
+        path = fetch_orl(dest=args.dest, source=args.source, overwrite=args.overwrite)
+    except (OSError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print(f"{orl_source(path)}: 400 photos verified")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="facekit", description="Synthetic faces with exact labels, and the notebooks that learn from them.")
     sub = ap.add_subparsers(dest="command", required=True)
@@ -270,6 +285,16 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--base-url", default=None, help="mirror URL or local folder (default: upstream at the pinned commit)")
     f.add_argument("--overwrite", action="store_true")
     f.set_defaults(func=_assets)
+
+    p = sub.add_parser("data", help="manage downloadable real-photo data sets")
+    dsub = p.add_subparsers(dest="action", required=True)
+    f = dsub.add_parser("fetch", help="download and verify a data set into the cache")
+    f.add_argument("name", help="data set: orl (the 400 ORL photos, as scikit-learn's 64x64 Olivetti copy)")
+    f.add_argument("--dest", default=None, help="default: <cache dir>/data/olivetti_faces")
+    f.add_argument("--source", default=None, help="URL, file:// URL or path of olivettifaces.mat (default: "
+                   "scikit-learn's pinned figshare URL); its sha256 is checked either way")
+    f.add_argument("--overwrite", action="store_true", help="download and write again")
+    f.set_defaults(func=_data)
     return ap
 
 

@@ -3,6 +3,10 @@
 Built from the metric records and a scenario only (:func:`facekit.pilot.evaluate`), so a
 report can be rebuilt at any time and always says which records it used, which are missing
 and how old each one is.
+
+Importing it leaves matplotlib's backend alone (a switch to Agg here once hid every figure of
+notebook 07): the figures are pyplot figures, shown by whatever backend the caller has, and
+:func:`figure_png` renders them to PNG with any backend, headless included.
 """
 
 from __future__ import annotations
@@ -15,13 +19,10 @@ import math
 from datetime import UTC, datetime
 from pathlib import Path
 
-import matplotlib
+import matplotlib.pyplot as plt
 
-matplotlib.use("Agg", force=False)
-import matplotlib.pyplot as plt  # noqa: E402
-
-from facekit.io import atomic_write  # noqa: E402
-from facekit.pilot import PilotResult  # noqa: E402
+from facekit.io import atomic_write
+from facekit.pilot import PilotResult
 
 VERDICT_COLOURS = {"go": "#1a7f37", "extend the pilot": "#9a6700", "stop": "#cf222e"}
 

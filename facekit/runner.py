@@ -11,9 +11,12 @@ import itertools
 import json
 import os
 import re
+import sys
+import tempfile
 import time
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -59,38 +62,122 @@ def discover(folder: str | Path, only: Sequence[str] | None = None) -> list[Path
 
 
 def run_one(notebook: Path, output: Path, profile: str, params: dict[str, Any],
-            results: Path | None = None) -> RunResult:
+            results: Path | None = None, *, progress: bool = False) -> RunResult:
     """Execute one notebook; the executed copy is written atomically, failed or not.
 
     ``results`` redirects the notebook's metric records (``FACEKIT_RESULTS``), so that grid runs
-    of one notebook do not overwrite each other's records.
+    of one notebook do not overwrite each other's records. ``progress`` shows a bar of the
+    cells and the kernel's stderr (warnings, and the training bars as text) on our stderr.
+    The kernel's "running over TCP without encryption" warning is filtered out (it talks only to
+    this process, on this machine); its other log lines and every warning of a cell are shown.
     """
     import papermill as pm
 
-    os.environ["FACEKIT_PROFILE"] = profile
-    old_results = os.environ.get("FACEKIT_RESULTS")
+    from facekit.train import TEXT_PROGRESS_ENV
+
+    env = {"FACEKIT_PROFILE": profile}
     if results is not None:
-        os.environ["FACEKIT_RESULTS"] = str(results)
+        env["FACEKIT_RESULTS"] = str(results)
+    if progress:
+        env[TEXT_PROGRESS_ENV] = "1"
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)  # the kernel inherits our environment
     output.parent.mkdir(parents=True, exist_ok=True)
     tmp = output.with_name(f".running.{output.name}")
     t0 = time.perf_counter()
     error = None
     try:
-        pm.execute_notebook(str(notebook), str(tmp), parameters={"profile": profile, **params},
-                            kernel_name="python3", progress_bar=False, cwd=str(notebook.parent))
+        with tempfile.TemporaryDirectory(prefix="facekit-kernel-") as folder:
+            pm.execute_notebook(str(notebook), str(tmp), parameters={"profile": profile, **params},
+                                kernel_name="python3", cwd=str(notebook.parent),
+                                progress_bar={"desc": notebook.stem, "leave": False} if progress else False,
+                                stderr_file=sys.stderr if progress else None, coalesce_streams=True,
+                                extra_arguments=[f"--IPKernelApp.extra_config_file={_kernel_config(Path(folder))}"])
     except pm.PapermillExecutionError as e:
         error = f"cell {e.exec_count}: {e.ename}: {e.evalue}"
     except Exception as e:  # a batch survives anything one notebook does
         error = f"{type(e).__name__}: {e}"
     finally:
-        if results is not None:
-            if old_results is None:
-                os.environ.pop("FACEKIT_RESULTS", None)
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
             else:
-                os.environ["FACEKIT_RESULTS"] = old_results
+                os.environ[k] = v
     if tmp.exists():
         os.replace(tmp, output)
     return RunResult(notebook.stem, error is None, output, time.perf_counter() - t0, error)
+
+
+# The kernel's "running over TCP without encryption" warning, repeated for every notebook, buried
+# the run's own output; its ports listen on localhost for this one run. This IPython config drops
+# that one log line (the filter is defined in the file: importing facekit would load torch first).
+KERNEL_CONFIG = """\
+import logging
+
+
+class NoTCPWarning(logging.Filter):
+    def filter(self, record):
+        return "running over TCP without encryption" not in record.getMessage()
+
+
+c.IPKernelApp.logging_config = {"filters": {"facekit": {"()": NoTCPWarning}},
+                                "handlers": {"console": {"filters": ["facekit"]}}}
+"""
+
+
+def _kernel_config(folder: Path) -> Path:
+    path = folder / "ipython_kernel_config.py"
+    path.write_text(KERNEL_CONFIG)
+    return path
+
+
+# ----------------------------------------------------------------------------- timings
+
+TIMINGS_NAME = "timings.json"
+
+
+def load_timings(path: Path) -> dict[str, float]:
+    """Seconds of the last successful run of each notebook, from ``path`` (empty if absent)."""
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text())
+        return {str(k): float(v["seconds"]) for k, v in data.items()}
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return {}  # a damaged file only costs the estimate; the next run rewrites it
+
+
+def record_timing(path: Path, result: RunResult) -> None:
+    """Add a successful run's time to ``path`` (failed runs stop early, so they are not kept)."""
+    if not result.ok:
+        return
+    data = json.loads(path.read_text()) if path.is_file() and load_timings(path) else {}
+    data[result.name] = {"seconds": round(result.seconds, 1),
+                         "at": datetime.now(UTC).isoformat(timespec="seconds")}
+    atomic_write(path, json.dumps(data, indent=1, sort_keys=True) + "\n")
+
+
+def estimate(names: Sequence[str], timings: dict[str, float]) -> str:
+    """``"about 12m 30s left"`` for ``names`` from ``timings``, naming the untimed ones."""
+    known = [timings[n] for n in names if n in timings]
+    unknown = [n for n in names if n not in timings]
+    if not known:
+        return "no recorded timings yet for " + ", ".join(unknown) + " (this run records them)"
+    text = f"about {_duration(sum(known))} left"
+    return text + (f", plus {', '.join(unknown)} (not timed yet)" if unknown else "")
+
+
+def _duration(seconds: float) -> str:
+    s = round(seconds)
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m {s % 60:02d}s"
+    return f"{s // 3600}h {s % 3600 // 60:02d}m"
+
+
+def _say(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
 
 
 def run_notebooks(
@@ -100,19 +187,51 @@ def run_notebooks(
     params: dict[str, Any] | None = None,
     jobs: int = 1,
     out_dir: str | Path | None = None,
+    progress: bool = True,
 ) -> list[RunResult]:
     """Run the numbered notebooks of ``folder`` at ``profile``; executed copies go to
-    ``out_dir`` (default ``results/<profile>/notebooks``)."""
+    ``out_dir`` (default ``results/<profile>/notebooks``).
+
+    With ``progress`` it says on stderr when each notebook starts and ends (status, time, the
+    executed copy) and how long the rest should take, from the times of earlier successful runs
+    kept in ``<out_dir>/timings.json``; one job at a time also shows the cells and the kernel's
+    stderr. Every successful run updates the timings.
+    """
     profile = get_profile(profile)
     if jobs < 1:
         raise ValueError(f"jobs={jobs} is not valid; pass an int >= 1")
     notebooks = discover(folder, only)
     out = Path(out_dir) if out_dir else results_dir(profile) / "notebooks"
+    timings_path = out / TIMINGS_NAME
+    timings = load_timings(timings_path)
     tasks = [(nb, out / nb.name, profile, params or {}) for nb in notebooks]
-    if jobs == 1 or len(tasks) <= 1:
-        return [run_one(*t) for t in tasks]
+    say = _say if progress else (lambda line: None)
+    say(f"facekit run: {len(tasks)} notebook(s) at profile {profile}, executed copies in {out}; "
+        + estimate([nb.stem for nb in notebooks], timings))
+    n = len(tasks)
+    results: list[RunResult] = []
+
+    def done(i: int, res: RunResult, left: list[str]) -> None:
+        record_timing(timings_path, res)
+        status = "ok" if res.ok else f"FAILED ({res.error})"
+        say(f"[{i}/{n}] {res.name}: {status} in {_duration(res.seconds)} -> {res.output}")
+        if left:
+            say(f"      {estimate(left, timings)}")
+
+    if jobs == 1 or n <= 1:
+        for i, task in enumerate(tasks, 1):
+            say(f"[{i}/{n}] {task[0].stem}: started" + (f" (last time {_duration(timings[task[0].stem])})"
+                                                       if task[0].stem in timings else ""))
+            results.append(run_one(*task, progress=progress))
+            done(i, results[-1], [t[0].stem for t in tasks[i:]])
+        return results
     with ProcessPoolExecutor(max_workers=jobs) as pool:
-        futures = [pool.submit(run_one, *t) for t in tasks]
+        say(f"started {n} notebooks in {jobs} processes: {', '.join(t[0].stem for t in tasks)}")
+        futures = {pool.submit(run_one, *t): t[0].stem for t in tasks}
+        left = [t[0].stem for t in tasks]
+        for i, future in enumerate(as_completed(futures), 1):
+            left.remove(futures[future])
+            done(i, future.result(), left)
         return [f.result() for f in futures]
 
 

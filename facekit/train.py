@@ -23,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 import re
 import shutil
 import sys
@@ -343,6 +344,20 @@ def _in_notebook() -> bool:
     return type(shell).__name__ == "ZMQInteractiveShell"
 
 
+TEXT_PROGRESS_ENV = "FACEKIT_TEXT_PROGRESS"
+
+
+def _bar(**kwargs: Any) -> Any:
+    """A tqdm bar: a widget in a notebook (``tqdm.auto``), or plain text on stderr when
+    ``FACEKIT_TEXT_PROGRESS`` is set. ``facekit run`` sets it, so that the terminal running the
+    notebooks shows the training bars too (a widget's updates never reach it)."""
+    if os.environ.get(TEXT_PROGRESS_ENV):
+        from tqdm.std import tqdm as text_bar
+
+        return text_bar(mininterval=2.0, **kwargs)  # few updates: each is a message to the runner
+    return tqdm(**kwargs)
+
+
 def _show_progress(progress: bool | None) -> bool:
     """Bars in a terminal or a notebook; none in logs and CI unless asked."""
     if progress is not None:
@@ -516,7 +531,7 @@ def fit(
         else (lambda m, b: m(**b) if isinstance(b, Mapping) else m(b))
     )
     batches = _batches(data, config, accelerator, start)
-    bar = tqdm(
+    bar = _bar(
         total=config.steps,
         initial=start,
         desc=desc,

@@ -18,20 +18,16 @@ import dataclasses
 import functools
 import gzip
 import hashlib
-import io
 import json
 import logging
-import os
-import urllib.error
-import urllib.parse
-import urllib.request
 from collections.abc import Iterable
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import numpy as np
 
 from facekit.config import asset_dirs, cache_dir
+from facekit.download import ChecksumError, download, join_url
 from facekit.io import atomic_write
 
 log = logging.getLogger(__name__)
@@ -40,15 +36,10 @@ ICT_DIR = "ict-facekit"
 ICT_NEUTRAL = "generic_neutral_mesh.obj"
 MANIFEST_PATH = Path(__file__).resolve().parent.parent / "data" / "ict_manifest.json"
 FETCH_COMMAND = "facekit assets fetch ict"
-_CHUNK = 1 << 20
 
 
 class AssetsNotFoundError(FileNotFoundError):
     """The 3D assets are not where the loader looks; the message says how to get them."""
-
-
-class ChecksumError(ValueError):
-    """A file's sha256 differs from the pinned manifest: corrupt, truncated or altered."""
 
 
 @functools.lru_cache(maxsize=1)
@@ -134,7 +125,8 @@ def fetch_ict(dest: str | Path | None = None, base_url: str | None = None, overw
         if not overwrite and _present(folder, name, sums[name]):
             log.info("%s: present, checksum ok", name)
             continue
-        _download(_join(base, name), folder / name, sums[name], restart=overwrite)
+        download(join_url(base, name), folder / name, sums[name], restart=overwrite,
+                 fix=f"run `{FETCH_COMMAND} --overwrite`")
         log.info("%s: downloaded, checksum ok", name)
     return folder
 
@@ -146,53 +138,6 @@ def _present(folder: Path, name: str, sha: str) -> bool:
                 return True
             log.warning("%s: checksum mismatch, downloading it again", path)
     return False
-
-
-def _join(base: str, name: str) -> str:
-    if "://" not in base:
-        return str(Path(base).expanduser() / name)
-    return base.rstrip("/") + "/" + urllib.parse.quote(name)
-
-
-def _open_from(src: str, offset: int) -> tuple[IO[bytes], bool]:
-    """Open ``src`` (URL or path) at byte ``offset``; the flag says whether it resumed there."""
-    if src.startswith("file://"):
-        src = urllib.request.url2pathname(urllib.parse.urlparse(src).path)
-    if "://" not in src:
-        fh = open(src, "rb")
-        fh.seek(offset)
-        return fh, True
-    request = urllib.request.Request(src, headers={"Range": f"bytes={offset}-"} if offset else {})
-    try:
-        response = urllib.request.urlopen(request, timeout=60)
-    except urllib.error.HTTPError as err:
-        if err.code == 416 and offset:  # the .part file is already complete
-            return io.BytesIO(), True
-        raise
-    return response, response.status == 206
-
-
-def _download(src: str, target: Path, sha: str, restart: bool) -> None:
-    part = target.with_name(target.name + ".part")
-    if restart:
-        part.unlink(missing_ok=True)
-    offset = part.stat().st_size if part.exists() else 0
-    try:
-        stream, resumed = _open_from(src, offset)
-    except OSError as err:
-        raise OSError(f"cannot download {target.name} from {src}: {err}") from err
-    try:
-        with open(part, "ab" if resumed else "wb") as out:
-            while chunk := stream.read(_CHUNK):
-                out.write(chunk)
-    finally:
-        stream.close()
-    try:
-        verify(target.name, part.read_bytes(), sha)
-    except ChecksumError:
-        part.unlink()
-        raise
-    os.replace(part, target)
 
 
 # ---------------------------------------------------------------------------------------
