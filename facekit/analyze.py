@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from facekit.config import get_profile
+from facekit.config import cache_dir, get_device, get_profile
 from facekit.methods import method_module
 from facekit.real.align import FaceRecord, align_faces
 from facekit.real.load import MAX_SIDE, Source, check_path, expands, walk
@@ -112,6 +112,7 @@ class Analyzer:
                  fallback: str | None = None, device: str | torch.device | None = None,
                  models: Mapping[str, Any] | None = None) -> None:
         self.profile = get_profile(profile)
+        cache_dir(), get_device(device)  # a bad FACEKIT_CACHE or FACEKIT_DEVICE is one error now, not a "missing" model
         self.seed = seed
         self.size, self.detector, self.fallback, self.device = size, detector, fallback, device
         self._models: dict[str, Any] = dict(models or {})
