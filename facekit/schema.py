@@ -78,7 +78,7 @@ def check_value(value: Any, tp: Any, key: str, source: str) -> Any:
         raise _fail(key, value, tp, source)
     if tp is float:
         if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
-            return float(value)
+            return value  # an int is a valid float; kept as written, so messages quote it as written
         raise _fail(key, value, tp, source)
     if tp is int:
         if isinstance(value, int) and not isinstance(value, bool):
