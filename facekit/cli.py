@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from facekit.checks import at_least, out_file, out_folder
-from facekit.config import PROFILES, ConfigError
+from facekit.config import PROFILES, ConfigError, check_environment
 
 
 def _info(args: argparse.Namespace) -> int:
@@ -274,6 +274,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     was done), 130 interrupted (nothing half-written is left)."""
     args = build_parser().parse_args(argv)
     try:
+        check_environment()
         return int(args.func(args))
     except ConfigError as e:
         return _error(str(e))

@@ -37,6 +37,20 @@ def get_profile(profile: str | None = None) -> str:
     return profile
 
 
+def check_environment() -> None:
+    """Every ``FACEKIT_*`` variable that is set, checked at once (the commands call this first),
+    so a bad value is one :class:`ConfigError` naming it before any work, not a failure later."""
+    if os.environ.get("FACEKIT_PROFILE"):
+        get_profile()
+    if os.environ.get("FACEKIT_DEVICE"):
+        get_device()
+    offline()
+    for var in ("FACEKIT_CACHE", "FACEKIT_RESULTS", "FACEKIT_ASSETS"):
+        env = os.environ.get(var)
+        if env and Path(env).expanduser().exists() and not Path(env).expanduser().is_dir():
+            raise ConfigError(f"{var}={env!r} is not a folder; point it at a folder (or unset it)")
+
+
 def seed_everything(seed: int) -> torch.Generator:
     """Seed python, numpy and torch; return a torch generator seeded the same way."""
     if not isinstance(seed, int) or seed < 0:

@@ -26,6 +26,13 @@ class SchemaError(ValueError):
     """A file or mapping does not match its schema; the message names key, value and what is valid."""
 
 
+def _plural(tp: Any) -> str:
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        return " or ".join(_plural(a) for a in typing.get_args(tp))
+    return {float: "numbers", int: "whole numbers", str: "strings", bool: "true/false values",
+            Any: "values"}.get(tp) or f"items that are each {_describe(tp)}"
+
+
 def _describe(tp: Any) -> str:
     origin, args = typing.get_origin(tp), typing.get_args(tp)
     if tp is float:
@@ -43,9 +50,9 @@ def _describe(tp: Any) -> str:
     if origin in (typing.Union, types.UnionType):
         return " or ".join(_describe(a) for a in args)
     if origin in (tuple, list):
-        return f"a list of {_describe(args[0])} values" if args else "a list"
+        return f"a list of {_plural(args[0])}" if args else "a list"
     if origin is dict:
-        return f"a mapping of {_describe(args[0])} to {_describe(args[1])}" if args else "a mapping"
+        return f"a mapping of {_plural(args[0])} to {_plural(args[1])}" if args else "a mapping"
     if dataclasses.is_dataclass(tp):
         return f"a mapping with keys {sorted(f.name for f in dataclasses.fields(tp))}"
     return getattr(tp, "__name__", str(tp))
@@ -113,8 +120,8 @@ def from_mapping(cls: type[T], data: Any, source: str, *, prefix: str = "",
     are :class:`SchemaError`. ``parsers`` maps a field name to a function ``(value, key)`` that
     turns a checked string into the field's object (``"record:metric"`` to a ``KPISource``)."""
     if not isinstance(data, Mapping):
-        raise SchemaError(f"{source}: {prefix.rstrip('.') or 'the file'}={data!r} is not valid; "
-                          f"pass {_describe(cls)}")
+        what = f"{prefix.rstrip('.')}={data!r} is not valid" if prefix else f"holds {data!r}, not a mapping"
+        raise SchemaError(f"{source}: {what}; pass {_describe(cls)}")
     fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     unknown = sorted(str(k) for k in data if k not in fields)
     if unknown:
