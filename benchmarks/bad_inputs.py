@@ -325,6 +325,12 @@ def main_battery() -> int:
     b.expect("train --seed -1", ["train", "comface", "--seed", "-1"], "error")
     b.expect("cards --only nope", ["cards", "--out", str(root / "cards"), "--only", "nope"], "error")
     b.expect("assets fetch nope", ["assets", "fetch", "nope"], "error")
+    b.expect("cards --out a file", ["cards", "--out", str(root / "file.txt"), "--only", "pairs_age"], "error")
+    b.expect("assets fetch --dest a file", ["assets", "fetch", "ict", "--dest", str(root / "file.txt"),
+                                            "--base-url", str(root / "nope")], "error")
+    b.expect("report --out ''", ["report", "--scenario", "production_line", "--out", ""], "error")
+    b.expect("analyze a FIFO given directly", ["analyze", str(d / "pipe.png"), "--out", str(root / "fifo.csv"), *sm],
+             "ok", lambda: "not_regular" in (root / "fifo.csv").read_text())
 
     # ---------------------------------------------------------------- permissions (as nobody)
     if hasattr(os, "geteuid") and os.geteuid() == 0 and shutil.which("setpriv"):

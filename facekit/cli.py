@@ -51,6 +51,8 @@ def _synth(args: argparse.Namespace) -> int:
 def _cards(args: argparse.Namespace) -> int:
     from facekit.synth.cards import write_all
 
+    if problem := out_folder("--out", args.out):
+        return _error(problem)
     try:
         results = write_all(args.out, overwrite=args.overwrite, only=args.only)
     except KeyError as e:
@@ -145,7 +147,8 @@ def _report(args: argparse.Namespace) -> int:
     from facekit.report import write_report
 
     # the report's own files are checked by write_report (--overwrite); here only their folder
-    if args.out is not None and (problem := out_file("--out", f"{args.out}.html", overwrite=True)):
+    if args.out is not None and (problem := out_file("--out", f"{args.out}.html", overwrite=True)
+                                 if args.out.strip() else "--out is empty; pass a path without suffix"):
         return _error(problem)
     try:
         result = evaluate(args.scenario, args.profile)
@@ -185,8 +188,9 @@ def _assets(args: argparse.Namespace) -> int:
     from facekit.synth.assets import fetch_ict
 
     if args.name != "ict":
-        print(f"error: unknown asset set {args.name!r}; valid: ['ict']", file=sys.stderr)
-        return 2
+        return _error(f"unknown asset set {args.name!r}; valid: ['ict']")
+    if args.dest is not None and (problem := out_folder("--dest", args.dest)):
+        return _error(problem)
     try:
         path = fetch_ict(dest=args.dest, base_url=args.base_url, overwrite=args.overwrite)
     except (OSError, ValueError) as e:
