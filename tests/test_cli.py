@@ -252,7 +252,7 @@ def test_run_bad_arguments_are_one_line_and_exit_2(argv, match, tmp_path, capsys
     ("currency", "[EUR, USD]", r"currency=\['EUR', 'USD'\] is not valid; pass a string"),
     ("thresholds", "{go_min_roi: high}", r"thresholds.go_min_roi='high' is not valid; pass a finite number"),
     ("horizon_months", "1.5", r"horizon_months=1.5 is not valid; pass a whole number"),
-    ("assumptions", "just one", r"assumptions='just one' is not valid; pass a list of a string"),
+    ("assumptions", "just one", r"assumptions='just one' is not valid; pass a list of strings"),
     ("quality", "42", r"quality=42 is not valid; pass a string"),
     ("decisions_per_month", "many", r"decisions_per_month='many' is not valid"),
     ("colour", "red", r"unknown keys \['colour'\]"),
@@ -272,3 +272,15 @@ def test_report_wrong_typed_scenario_is_one_line_and_exit_2(key, value, match, t
     err = capsys.readouterr().err
     assert re.search(match, err), err
     assert len(err.strip().splitlines()) == 1 and list(tmp_path.iterdir()) == [path]
+
+
+def test_outputs_and_environment_are_checked_before_any_command(tmp_path, monkeypatch, capsys):
+    (tmp_path / "file").write_text("x")
+    assert main(["cards", "--out", str(tmp_path / "file"), "--only", "pairs_age"]) == 2
+    assert "exists and is not a folder" in capsys.readouterr().err
+    assert main(["assets", "fetch", "ict", "--dest", str(tmp_path / "file")]) == 2
+    assert "--dest" in capsys.readouterr().err
+    monkeypatch.setenv("FACEKIT_OFFLINE", "maybe")
+    assert main(["info"]) == 2
+    err = capsys.readouterr().err
+    assert err == "error: FACEKIT_OFFLINE='maybe' is not valid; use 1 (offline) or 0\n"
