@@ -227,7 +227,7 @@ def _notebooks(tmp_path):
     (["--grid", "GRID:parameters:\n  seed: 3\n"], r"parameters.seed=3 is not valid; pass a list"),
     (["--grid", "GRID:parameters: {seed: [1]}\njobs: 2\n"], r"unknown keys \['jobs'\]"),
     (["--grid", "GRID:parameters: {seed: [1]}\nprofile: fast\n"], "profile='fast' is not valid"),
-    (["--grid", "GRID:- 1\n"], "is not valid; pass a mapping"),
+    (["--grid", "GRID:- 1\n"], r"holds \[1\], not a mapping; pass a mapping"),
 ])
 def test_run_bad_arguments_are_one_line_and_exit_2(argv, match, tmp_path, capsys):
     import re
