@@ -1,9 +1,10 @@
 """The Analyzer: one public API for a user's own photos (like py-feat's ``Detector``).
 
 It only ever *loads* trained models from the cache (``facekit.methods.<name>.load``); it never
-trains or downloads. A model that is missing leaves its columns out of the table and is
-named, with the notebook or ``facekit train NAME`` command that makes it, in
-``Analyzer.missing()``, in ``DataFrame.attrs["missing"]`` and on stderr in ``facekit analyze``.
+trains or downloads. The table always has the same columns: a model that is missing (or
+``damaged``: its cached file cannot be read) leaves its columns present and empty, and is named,
+with the command that makes it, in ``Analyzer.missing()``, ``DataFrame.attrs["missing"]``, the
+``models`` note written beside the table (:func:`write_table`) and on stderr in ``facekit analyze``.
 
 Where each output comes from (the models were trained on synthetic faces only, so every
 number on a real photo carries the domain gap; each output says so in its caveat):
@@ -22,6 +23,7 @@ edit()                 PluGeN4Faces flow plugin (``plugen``)                  06
 
 from __future__ import annotations
 
+import json
 import math
 import sys
 import warnings
@@ -33,10 +35,12 @@ import numpy as np
 import pandas as pd
 import torch
 
-from facekit.config import get_profile
+from facekit.config import cache_dir, get_device, get_profile
 from facekit.methods import method_module
 from facekit.real.align import FaceRecord, align_faces
-from facekit.real.load import MAX_SIDE, Source
+from facekit.real.load import MAX_SIDE, Source, check_path, expands, walk
+from facekit.synth.params import EMOTIONS
+from facekit.train import DamagedModelError
 
 NOTEBOOKS = {
     "comface": "notebooks/02_comface.ipynb",
@@ -55,6 +59,7 @@ CAVEATS = {
               "and lighting or pose changes can look like weight",
     "age": "age difference in years read from the face; make-up, lighting and image quality shift it",
 }
+BASE_COLUMNS = ("source", "status", "reason", "crop", "box_x", "box_y", "box_w", "box_h", "roll")
 UNITS = {"identity_similarity": "cosine", "expression": "intensity", "weight": "BMI", "age": "years"}
 
 
@@ -69,10 +74,10 @@ def _hint(method: str, profile: str, seed: int) -> str:
 
 
 def _files(folder: Path) -> list[Path]:
-    """Every file under ``folder`` except hidden ones: a user asking about a folder gets a row for
-    each file in it, a README included (as ``not_image``), so nothing is skipped unseen."""
-    return sorted(p for p in folder.rglob("*") if p.is_file()
-                  and not any(part.startswith(".") for part in p.relative_to(folder).parts))
+    """Every entry under ``folder`` except hidden ones: a user asking about a folder gets a row for
+    each, a README (``not_image``), a broken link or a folder it cannot enter included, so nothing
+    is skipped unseen."""
+    return walk(folder)
 
 
 def _expand(sources: Source | Sequence[Source]) -> list[Source]:
@@ -81,7 +86,9 @@ def _expand(sources: Source | Sequence[Source]) -> list[Source]:
         sources, Sequence) else list(sources)
     out: list[Source] = []
     for item in items:
-        if isinstance(item, str | Path) and Path(item).is_dir() and _files(Path(item)):
+        if isinstance(item, str | Path):
+            check_path(item)
+        if isinstance(item, str | Path) and expands(item) and _files(Path(item)):
             out.extend(_files(Path(item)))
         elif isinstance(item, np.ndarray | torch.Tensor) and item.ndim == 4:
             out.extend(list(item))
@@ -105,10 +112,13 @@ class Analyzer:
                  fallback: str | None = None, device: str | torch.device | None = None,
                  models: Mapping[str, Any] | None = None) -> None:
         self.profile = get_profile(profile)
+        cache_dir(), get_device(device)  # a bad FACEKIT_CACHE or FACEKIT_DEVICE is one error now, not a "missing" model
         self.seed = seed
         self.size, self.detector, self.fallback, self.device = size, detector, fallback, device
         self._models: dict[str, Any] = dict(models or {})
+        self._given = set(self._models)
         self._missing: dict[str, str] = {}
+        self._damaged: set[str] = set()
 
     # ------------------------------------------------------------------ models
 
@@ -120,6 +130,10 @@ class Analyzer:
             try:
                 self._models[method] = method_module(method).load(self.profile, self.seed, device=self.device)
                 return self._models[method]
+            except DamagedModelError as err:
+                self._damaged.add(method)
+                self._missing[method] = (f"damaged: {err}; delete it and retrain: rm -r '{err.path}' && "
+                                         f"{_hint(method, self.profile, self.seed).strip('`')}")
             except (FileNotFoundError, ValueError) as err:
                 self._missing[method] = (f"no {method} model for profile {self.profile!r}, seed {self.seed} ({err}); "
                                          f"make it with: {_hint(method, self.profile, self.seed)}")
@@ -132,16 +146,50 @@ class Analyzer:
             return None
 
     def missing(self) -> dict[str, str]:
-        """The models tried and not found, each with the command that makes it."""
+        """The models tried and not usable (missing, or damaged: the note starts ``damaged:`` and
+        names the file), each with the command that makes it."""
         return dict(self._missing)
 
+    def state(self, method: str) -> str:
+        """``loaded`` (from the cache), ``given`` (passed in ``models``), ``missing`` or ``damaged``."""
+        if method in self._given:
+            return "given"
+        if self._optional(method) is not None:
+            return "loaded"
+        return "damaged" if method in self._damaged else "missing"
+
     def status(self) -> pd.DataFrame:
-        """One row per model the Analyzer can use: available or not, and how to make it."""
+        """One row per model the Analyzer can use: available or not (``state`` says missing or
+        damaged), and how to make it."""
         rows = []
         for method in NOTEBOOKS:
-            ok = self._optional(method) is not None
-            rows.append({"model": method, "available": ok, "note": "" if ok else self._missing[method]})
+            state = self.state(method)
+            ok = state in ("loaded", "given")
+            rows.append({"model": method, "available": ok, "state": state, "note": "" if ok else self._missing[method]})
         return pd.DataFrame(rows).set_index("model")
+
+    def models_note(self, methods: Sequence[str] = ("fmae_iat", "gencon", "comface")) -> dict[str, dict[str, Any]]:
+        """Which model made each group of columns: state, profile and seed, or why it is absent;
+        written beside every table so a reader knows which columns are empty on purpose."""
+        note = {}
+        for method in methods:
+            state = self.state(method)
+            entry: dict[str, Any] = {"state": state, "profile": self.profile, "seed": self.seed}
+            if state == "given":
+                entry.update(profile=None, seed=None, note="passed in by the caller")
+            elif state in ("missing", "damaged"):
+                entry["note"] = self._missing[method]
+            note[method] = entry
+        return note
+
+    def columns(self) -> list[str]:
+        """The table's columns, the same whichever models are cached (AU names and expression
+        classes come from the model when it is there, else from the profile's configuration)."""
+        au, expr = self._optional("fmae_iat"), self._optional("gencon")
+        aus = list(au.aus) if au is not None else list(method_module("fmae_iat").profile_config(
+            self.profile, self.seed).data.aus)
+        classes = list(expr.classes) if expr is not None else list(EMOTIONS)
+        return [*BASE_COLUMNS, *aus, *(f"p_{c}" for c in classes), "expression", "identity_embedding"]
 
     # ------------------------------------------------------------------ faces
 
@@ -211,8 +259,9 @@ class Analyzer:
                 if rec.row is not None:
                     row.update({k: v[rec.row] for k, v in scores.items()})
                 rows.append(row)
-        df = pd.DataFrame(rows)
+        df = pd.DataFrame(rows).reindex(columns=self.columns())
         df.attrs["missing"] = self.missing()
+        df.attrs["models"] = self.models_note()
         df.attrs["profile"], df.attrs["seed"] = self.profile, self.seed
         df.attrs["caveat"] = DOMAIN_GAP
         return df
@@ -221,7 +270,7 @@ class Analyzer:
         """Two photos of (probably) one person: the identity similarity and the estimated changes
         from ``a`` to ``b`` (expression, weight, age), one row each with its unit and caveat."""
         model = self.model("comface")
-        fa, fb = self.face(a, what="compare(a)"), self.face(b, what="compare(b)")
+        fa, fb = same_colour_space(self.face(a, what="compare(a)"), self.face(b, what="compare(b)"))
         rows = [{"quantity": "identity_similarity", "value": float(model.similarity(fa, fb)[0])}]
         for task in model.tasks:
             rows.append({"quantity": f"{task}_change", "value": float(model.predict_change(fa, fb, task)[0])})
@@ -253,15 +302,43 @@ class Analyzer:
         return model.edit(face, method=method, optimise_steps=optimise_steps, **levels)[0]
 
 
+def _is_grey(x: torch.Tensor) -> bool:
+    return bool((x.amax(dim=1) - x.amin(dim=1)).abs().max() <= 1.5 / 255)
+
+
+def same_colour_space(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Both faces in grey when either is grey (its three channels equal), else as they are.
+
+    ComFace was trained on colour faces only, so colour itself moves its intra embedding: a photo
+    against its own grey copy read as a 3.4-year age change. Comparing like with like removes
+    that; the luma weights (ITU-R BT.601) are the ones a grey conversion uses.
+    """
+    if _is_grey(a) == _is_grey(b):
+        return a, b
+    w = torch.tensor([0.299, 0.587, 0.114], dtype=a.dtype).view(1, 3, 1, 1)
+
+    def grey(x: torch.Tensor) -> torch.Tensor:
+        return (x * w.to(x.device, x.dtype)).sum(1, keepdim=True).expand_as(x).contiguous()
+
+    return grey(a), grey(b)
+
+
 def _cell(v: Any) -> Any:
     if isinstance(v, np.ndarray):
         return " ".join(f"{x:.6g}" for x in v)
     return v
 
 
+TABLE_MODE = 0o600  # the table holds identity embeddings (biometric data): owner-only by default
+
+
 def write_table(df: pd.DataFrame, out: str | Path, *, overwrite: bool = False) -> Path:
     """Write an analysis table as ``.csv`` or ``.parquet``, atomically; an existing file needs
-    ``overwrite``. In CSV the identity embedding is one space-separated cell."""
+    ``overwrite``, and one that appears while we work (another run) is never clobbered: the error
+    names the temp file beside it that holds these results. A new table is created ``0600``
+    (identity embeddings are biometric data); a replaced one keeps its mode. The ``models`` note
+    (``df.attrs["models"]``) goes to ``<out>.models.json`` beside a CSV, into a parquet file's
+    metadata (key ``facekit.models``). In CSV the identity embedding is one space-separated cell."""
     from facekit.io import atomic_write
 
     out = Path(out)
@@ -270,27 +347,40 @@ def write_table(df: pd.DataFrame, out: str | Path, *, overwrite: bool = False) -
         raise ValueError(f"--out {str(out)!r} has suffix {suffix!r}; valid: .csv or .parquet")
     if out.exists() and not overwrite:
         raise FileExistsError(f"{out} exists; pass --overwrite to replace it (nothing was written)")
+    note = json.dumps({"models": df.attrs.get("models", {}), "caveat": df.attrs.get("caveat", DOMAIN_GAP)},
+                      indent=2, sort_keys=True)
     if suffix == ".csv":
         flat = df.copy()
         if "identity_embedding" in flat:
             flat["identity_embedding"] = flat["identity_embedding"].map(_cell)
-        atomic_write(out, flat.to_csv(index=False))
+        atomic_write(out, flat.to_csv(index=False), mode=TABLE_MODE, replace=overwrite)
+        atomic_write(models_note_path(out), note + "\n")
     else:
         try:
-            import pyarrow  # noqa: F401
+            import pyarrow as pa
+            import pyarrow.parquet as pq
         except ImportError as err:
             raise ValueError("--out .parquet needs pyarrow (pip install pyarrow); or write .csv") from err
         table = df.copy()
+        table.attrs = {}
         if "identity_embedding" in table:
             table["identity_embedding"] = table["identity_embedding"].map(
                 lambda v: [float(x) for x in v] if isinstance(v, np.ndarray) else None)
-        atomic_write(out, lambda f: table.to_parquet(f, index=False))
+        arrow = pa.Table.from_pandas(table, preserve_index=False)
+        arrow = arrow.replace_schema_metadata({**(arrow.schema.metadata or {}), b"facekit.models": note.encode()})
+        atomic_write(out, lambda f: pq.write_table(arrow, f), mode=TABLE_MODE, replace=overwrite)
     return out
+
+
+def models_note_path(out: str | Path) -> Path:
+    """Where the ``models`` note of a CSV table goes: ``<out>.models.json``."""
+    out = Path(out)
+    return out.with_name(out.name + ".models.json")
 
 
 def print_missing(df: pd.DataFrame) -> None:
     for method, why in df.attrs.get("missing", {}).items():
-        print(f"note: {method} columns left out: {why}", file=sys.stderr)
+        print(f"note: {method} columns left empty: {why}", file=sys.stderr)
 
 
 __all__ = ["Analyzer", "ModelMissingError", "write_table"]

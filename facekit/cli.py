@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from facekit.config import PROFILES
+from facekit.checks import at_least, out_file, out_folder
+from facekit.config import PROFILES, ConfigError, check_environment
 
 
 def _info(args: argparse.Namespace) -> int:
@@ -20,53 +19,31 @@ def _info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _error(message: str) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return 2
+
+
 def _synth(args: argparse.Namespace) -> int:
-    from facekit.io import atomic_write
-    from facekit.synth.cards import card_text, describe
+    from facekit.dataset_writer import DatasetBusyError, replace_problem, write_dataset
     from facekit.synth.datasets import FaceDataset
-    from facekit.viz import png_bytes
 
     out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        print(f"error: --out {out} exists and is not a folder", file=sys.stderr)
-        return 2
-    if out.exists() and any(out.iterdir()) and not args.overwrite:
-        print(f"error: {out} is not empty; pass --overwrite to replace its files (nothing was written)", file=sys.stderr)
-        return 2
+    problem = out_folder("folder", args.out) or replace_problem(out, args.overwrite)
+    if problem:
+        return _error(problem)
     try:
         ds = FaceDataset(args.n, split=args.split, seed=args.seed, size=args.size, style=args.style,
                          backend=args.backend, expressions=args.expressions)
     except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    out.mkdir(parents=True, exist_ok=True)
-    rows: list[dict[str, object]] = []
-    width = len(str(max(args.n - 1, 0)))
-    for batch_start in range(0, args.n, args.batch_size):
-        idx = list(range(batch_start, min(args.n, batch_start + args.batch_size)))
-        params, extra = ds.params(idx)
-        images = ds.render_params(params).cpu()
-        labels = params.labels()
-        for j, i in enumerate(idx):
-            name = f"face_{i:0{width}d}.png"
-            atomic_write(out / name, png_bytes(images[j]))
-            row: dict[str, object] = {"file": name, "person": int(extra["person"][j])}
-            for key in ("emotion", "intensity"):
-                if key in extra:
-                    row[key] = round(float(extra[key][j]), 4) if key == "intensity" else int(extra[key][j])
-            row.update({k: round(float(v[j]), 4) for k, v in labels.items()})
-            rows.append(row)
-        print(f"{len(rows)}/{args.n} faces", file=sys.stderr)
-    buf = io.StringIO()
-    if rows:
-        writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    atomic_write(out / "labels.csv", buf.getvalue())
-    cols, split_table = describe(ds)
-    au_cols = [k for k in cols if k.startswith("AU")]
-    atomic_write(out / "card.md", card_text(out.name, f"faces written by `facekit synth` ({args.n} images)", ds,
-                                             ds.config(), cols, au_cols, split_table, f"face_{0:0{width}d}.png"))
+        return _error(str(e))
+    try:
+        write_dataset(out, ds, args.n, args.batch_size, overwrite=args.overwrite)
+    except (DatasetBusyError, FileExistsError) as e:
+        return _error(str(e))
+    except KeyboardInterrupt:
+        print(f"interrupted: {out} was left as it was (nothing was written)", file=sys.stderr)
+        return 130
     print(f"wrote {args.n} images, labels.csv and card.md to {out}")
     return 0
 
@@ -74,6 +51,8 @@ def _synth(args: argparse.Namespace) -> int:
 def _cards(args: argparse.Namespace) -> int:
     from facekit.synth.cards import write_all
 
+    if problem := out_folder("--out", args.out):
+        return _error(problem)
     try:
         results = write_all(args.out, overwrite=args.overwrite, only=args.only)
     except KeyError as e:
@@ -90,13 +69,16 @@ def _cards(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from facekit.runner import parse_params, run_notebooks
+    from facekit.runner import discover, parse_params, run_notebooks
 
     try:
         params = parse_params(args.param)
+        if not args.grid:
+            discover(args.notebooks, args.only)  # a wrong folder or --only is found before any run
     except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        return _error(str(e))
+    if args.out and (problem := out_folder("--out", args.out)):
+        return _error(problem)
     if args.grid:
         from facekit.runner import run_grid
 
@@ -125,29 +107,38 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _analyze(args: argparse.Namespace) -> int:
-    from facekit.analyze import Analyzer, print_missing, write_table
+    from facekit.analyze import Analyzer, models_note_path, print_missing, write_table
+    from facekit.real.load import check_path
 
-    out = Path(args.out) if args.out else None
-    if out is not None:
-        if out.suffix.lower() not in (".csv", ".parquet"):
-            print(f"error: --out {str(out)!r} must end in .csv or .parquet", file=sys.stderr)
-            return 2
-        if out.exists() and not args.overwrite:
-            print(f"error: {out} exists; pass --overwrite to replace it (nothing was analysed)", file=sys.stderr)
-            return 2
+    out = Path(args.out) if args.out is not None else None
+    if out is not None and (problem := out_file("--out", args.out, args.overwrite, (".csv", ".parquet"))):
+        return _error(problem)
     try:
-        df = Analyzer(args.profile, args.seed, detector=args.detector, fallback=args.fallback).analyze(args.paths)
+        for path in args.paths:
+            check_path(path)
+        if out is not None and out.suffix.lower() == ".parquet":
+            import pyarrow  # noqa: F401
+        analyzer = Analyzer(args.profile, args.seed, detector=args.detector, fallback=args.fallback)
+    except ImportError:
+        return _error("--out .parquet needs pyarrow (pip install pyarrow); or write .csv")
+    except ValueError as e:
+        return _error(str(e))
+    try:
+        df = analyzer.analyze(args.paths)
     except (ValueError, ImportError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        return _error(str(e))
     print_missing(df)
     counts = df["status"].value_counts().to_dict() if len(df) else {}
     print(f"{len(df)} rows: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())), file=sys.stderr)
     if out is None:
         print(df.drop(columns=["identity_embedding"], errors="ignore").to_string(max_cols=12))
         return 0
-    write_table(df, out, overwrite=args.overwrite)
-    print(f"wrote {out}", file=sys.stderr)
+    try:
+        write_table(df, out, overwrite=args.overwrite)
+    except (FileExistsError, OSError) as e:  # another run made --out meanwhile, or the folder changed
+        return _error(str(e))
+    print(f"wrote {out}" + ("" if out.suffix.lower() == ".parquet" else f" and {models_note_path(out)}"),
+          file=sys.stderr)
     return 0
 
 
@@ -155,6 +146,10 @@ def _report(args: argparse.Namespace) -> int:
     from facekit.pilot import evaluate
     from facekit.report import write_report
 
+    # the report's own files are checked by write_report (--overwrite); here only their folder
+    if args.out is not None and (problem := out_file("--out", f"{args.out}.html", overwrite=True)
+                                 if args.out.strip() else "--out is empty; pass a path without suffix"):
+        return _error(problem)
     try:
         result = evaluate(args.scenario, args.profile)
         paths = write_report(result, args.out or f"pilot_report_{result.scenario.name.lower().replace(' ', '_')}",
@@ -172,6 +167,7 @@ def _report(args: argparse.Namespace) -> int:
 
 def _train(args: argparse.Namespace) -> int:
     from facekit.methods import method_module
+    from facekit.train import DamagedModelError
 
     try:
         module = method_module(args.name)
@@ -179,7 +175,10 @@ def _train(args: argparse.Namespace) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     for seed in args.seed:
-        model, result = module.train_and_load(args.profile, seed, progress=not args.quiet)
+        try:
+            model, result = module.train_and_load(args.profile, seed, progress=not args.quiet)
+        except DamagedModelError as e:
+            return _error(f"{e}; delete it (rm -r '{e.path}') and run this command again")
         how = "loaded from cache" if getattr(result, "loaded", False) else "trained"
         print(f"{args.name} (profile {args.profile or 'from $FACEKIT_PROFILE'}, seed {seed}): {how}")
     return 0
@@ -189,8 +188,9 @@ def _assets(args: argparse.Namespace) -> int:
     from facekit.synth.assets import fetch_ict
 
     if args.name != "ict":
-        print(f"error: unknown asset set {args.name!r}; valid: ['ict']", file=sys.stderr)
-        return 2
+        return _error(f"unknown asset set {args.name!r}; valid: ['ict']")
+    if args.dest is not None and (problem := out_folder("--dest", args.dest)):
+        return _error(problem)
     try:
         path = fetch_ict(dest=args.dest, base_url=args.base_url, overwrite=args.overwrite)
     except (OSError, ValueError) as e:
@@ -224,15 +224,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("synth", help="write N face images, labels.csv and a data card to a folder")
     p.add_argument("out", help="output folder (must be empty or new unless --overwrite)")
-    p.add_argument("--n", type=int, default=16)
+    p.add_argument("--n", type=at_least(1), default=16)
     p.add_argument("--size", type=int, default=64)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=at_least(0), default=0)
     p.add_argument("--split", default="train", choices=["train", "val", "test"])
     p.add_argument("--style", default="clean")
     p.add_argument("--backend", default="procedural")
     p.add_argument("--expressions", default="random", help="random | emotion | propensity | neutral")
-    p.add_argument("--batch-size", type=int, default=256)
-    p.add_argument("--overwrite", action="store_true", help="allow writing into a non-empty folder")
+    p.add_argument("--batch-size", type=at_least(1), default=256)
+    p.add_argument("--overwrite", action="store_true", help="replace the whole dataset folder (never merges)")
     p.set_defaults(func=_synth)
 
     p = sub.add_parser("cards", help="write data_cards/<dataset>.md for the notebooks' dataset configurations")
@@ -247,7 +247,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--param", action="append", default=[], metavar="K=V", help="extra parameter (repeatable)")
     p.add_argument("--grid", default=None, help="a YAML parameter grid (see facekit.runner.Grid); "
                    "every run keeps its executed notebook and records, and summary.csv collects them")
-    p.add_argument("--jobs", type=int, default=1, help="notebooks run in parallel processes")
+    p.add_argument("--jobs", type=at_least(1), default=1, help="notebooks run in parallel processes")
     p.add_argument("--notebooks", default="notebooks", help="folder of notebooks")
     p.add_argument("--out", default=None, help="folder for executed notebooks (default results/<profile>/notebooks)")
     p.set_defaults(func=_run)
@@ -257,7 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="table to write: .csv or .parquet (default: print a summary)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     p.add_argument("--profile", default=None, choices=list(PROFILES), help="which cached models (default: $FACEKIT_PROFILE or cpu)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=at_least(0), default=0)
     p.add_argument("--detector", default="haar", choices=["haar", "dlib"])
     p.add_argument("--fallback", default=None, choices=["center"], help="crop the middle of photos where no face is found")
     p.set_defaults(func=_analyze)
@@ -273,7 +273,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train (or load from the cache) one method's model")
     p.add_argument("name", help="comface | fmae_iat | synfer | gencon | plugen")
     p.add_argument("--profile", default=None, choices=list(PROFILES), help="default: $FACEKIT_PROFILE or cpu")
-    p.add_argument("--seed", type=int, nargs="+", default=[0])
+    p.add_argument("--seed", type=at_least(0), nargs="+", default=[0])
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_train)
 
@@ -299,8 +299,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Exit codes: 0 done, 1 partly done (some notebooks or cards failed), 2 usage error (nothing
+    was done), 130 interrupted (nothing half-written is left)."""
     args = build_parser().parse_args(argv)
-    return int(args.func(args))
+    try:
+        check_environment()
+        return int(args.func(args))
+    except ConfigError as e:
+        return _error(str(e))
+    except KeyboardInterrupt:
+        print("interrupted; files are written atomically, so none was left half-written", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -21,12 +21,34 @@ import torch
 PROFILES = ("smoke", "cpu", "gpu")
 
 
+class ConfigError(ValueError):
+    """A ``FACEKIT_*`` environment variable holds a value facekit cannot use; the message names it."""
+
+
 def get_profile(profile: str | None = None) -> str:
     """Return a validated profile name; ``None`` reads ``FACEKIT_PROFILE`` (default ``cpu``)."""
-    name = profile if profile is not None else os.environ.get("FACEKIT_PROFILE", "cpu")
-    if name not in PROFILES:
-        raise ValueError(f"profile={name!r} is not valid; choose one of {list(PROFILES)}")
-    return name
+    if profile is None:
+        name = os.environ.get("FACEKIT_PROFILE") or "cpu"
+        if name not in PROFILES:
+            raise ConfigError(f"FACEKIT_PROFILE={name!r} is not valid; set it to one of {list(PROFILES)} or unset it")
+        return name
+    if profile not in PROFILES:
+        raise ValueError(f"profile={profile!r} is not valid; choose one of {list(PROFILES)}")
+    return profile
+
+
+def check_environment() -> None:
+    """Every ``FACEKIT_*`` variable that is set, checked at once (the commands call this first),
+    so a bad value is one :class:`ConfigError` naming it before any work, not a failure later."""
+    if os.environ.get("FACEKIT_PROFILE"):
+        get_profile()
+    if os.environ.get("FACEKIT_DEVICE"):
+        get_device()
+    offline()
+    for var in ("FACEKIT_CACHE", "FACEKIT_RESULTS", "FACEKIT_ASSETS"):
+        env = os.environ.get(var)
+        if env and Path(env).expanduser().exists() and not Path(env).expanduser().is_dir():
+            raise ConfigError(f"{var}={env!r} is not a folder; point it at a folder (or unset it)")
 
 
 def seed_everything(seed: int) -> torch.Generator:
@@ -41,9 +63,26 @@ def seed_everything(seed: int) -> torch.Generator:
 
 def get_device(device: str | torch.device | None = None) -> torch.device:
     """``FACEKIT_DEVICE`` overrides; otherwise CUDA when present, else CPU."""
+    name = "device"
     if device is None:
-        device = os.environ.get("FACEKIT_DEVICE") or ("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+        env = os.environ.get("FACEKIT_DEVICE")
+        if env:
+            name, device = "FACEKIT_DEVICE", env
+        else:
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ConfigError(f"{name}={device!r} is not valid; use cpu, cuda, cuda:N or mps") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"{name}={device!r} but this machine has no CUDA device; use cpu (or unset it)")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise ConfigError(f"{name}={device!r} but only {torch.cuda.device_count()} CUDA devices exist")
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(f"{name}={device!r} but MPS is not available here; use cpu (or unset it)")
+    if dev.type not in ("cpu", "cuda", "mps"):
+        raise ConfigError(f"{name}={device!r} is not valid; use cpu, cuda, cuda:N or mps")
+    return dev
 
 
 def cache_dir() -> Path:
@@ -55,7 +94,15 @@ def cache_dir() -> Path:
         import platformdirs
 
         path = Path(platformdirs.user_cache_dir("facekit"))
-    path.mkdir(parents=True, exist_ok=True)
+    name = f"FACEKIT_CACHE={env!r}" if env else f"the cache dir {str(path)!r}"
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"{name} is not a folder; point FACEKIT_CACHE at a folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ConfigError(f"{name} cannot be created ({e.strerror}); point FACEKIT_CACHE at a writable folder") from None
+    if not os.access(path, os.R_OK | os.X_OK):
+        raise ConfigError(f"{name} cannot be read; point FACEKIT_CACHE at a readable folder")
     return path
 
 
@@ -64,6 +111,8 @@ def asset_dirs() -> list[Path]:
     dirs = []
     env = os.environ.get("FACEKIT_ASSETS")
     if env:
+        if Path(env).expanduser().exists() and not Path(env).expanduser().is_dir():
+            raise ConfigError(f"FACEKIT_ASSETS={env!r} is not a folder; point it at the assets folder")
         dirs.append(Path(env).expanduser())
     dirs.append(cache_dir() / "assets")
     return dirs
@@ -71,7 +120,12 @@ def asset_dirs() -> list[Path]:
 
 def offline() -> bool:
     """Offline is the default: only an explicit command (``facekit assets fetch``) downloads."""
-    return os.environ.get("FACEKIT_OFFLINE", "1") not in ("0", "false", "False", "no")
+    value = os.environ.get("FACEKIT_OFFLINE", "1").strip().lower()
+    if value in ("0", "false", "no", "off"):
+        return False
+    if value in ("1", "true", "yes", "on", ""):
+        return True
+    raise ConfigError(f"FACEKIT_OFFLINE={os.environ['FACEKIT_OFFLINE']!r} is not valid; use 1 (offline) or 0")
 
 
 def results_dir(profile: str | None = None) -> Path:
@@ -79,6 +133,8 @@ def results_dir(profile: str | None = None) -> Path:
     of the facekit checkout we are in (notebooks run from ``notebooks/``), else ``./results``."""
     env = os.environ.get("FACEKIT_RESULTS")
     if env:
+        if Path(env).exists() and not Path(env).is_dir():
+            raise ConfigError(f"FACEKIT_RESULTS={env!r} is not a folder; point it at a folder")
         return Path(env) / get_profile(profile)
     here = Path.cwd().resolve()
     for folder in (here, *here.parents):

@@ -13,16 +13,43 @@ import torch
 from torch import Tensor
 
 
-def atomic_write(path: str | Path, data: bytes | str | Callable[[Path], None]) -> Path:
-    """Write ``data`` (bytes, text, or a function that writes a given temp path) to ``path``."""
+def atomic_write(path: str | Path, data: bytes | str | Callable[[Path], None], *, mode: int | None = None,
+                 replace: bool = True) -> Path:
+    """Write ``data`` (bytes, text, or a function that writes a given temp path) to ``path``.
+
+    A file that is replaced keeps its permission bits (and its owner and group, where the
+    process may set them), so ``--overwrite`` never makes a private file readable by others. A new
+    file gets ``mode`` (default: the usual ``0666`` less the umask). ``replace=False`` never
+    clobbers: a ``path`` that appeared meanwhile (another run) is a :class:`FileExistsError`, and
+    the finished data is kept beside it (the error names where), so no work is lost.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp_path, 0o666 & ~umask)  # mkstemp creates 0600; give the file normal permissions
+    try:
+        old = path.stat()
+    except OSError:
+        old = None
+    if old is not None:
+        new_mode = old.st_mode & 0o7777
+    elif mode is not None:
+        new_mode = mode
+    else:
+        umask = os.umask(0)
+        os.umask(umask)
+        new_mode = 0o666 & ~umask  # mkstemp creates 0600; give the file normal permissions
+    os.chmod(tmp_path, new_mode)
+    if old is not None and hasattr(os, "chown"):
+        try:
+            os.chown(tmp_path, old.st_uid, old.st_gid)
+        except OSError:  # only root may give a file away; the group may still be set
+            try:
+                os.chown(tmp_path, -1, old.st_gid)
+            except OSError:
+                pass
+    keep = False
     try:
         if callable(data):
             data(tmp_path)
@@ -30,9 +57,25 @@ def atomic_write(path: str | Path, data: bytes | str | Callable[[Path], None]) -
             tmp_path.write_text(data, encoding="utf-8")
         else:
             tmp_path.write_bytes(data)
-        os.replace(tmp_path, path)
+        os.chmod(tmp_path, new_mode)  # a writer function may have recreated the file
+        if replace:
+            os.replace(tmp_path, path)
+        else:
+            try:
+                os.link(tmp_path, path)  # atomic create-if-absent
+            except FileExistsError:
+                keep = True
+                raise FileExistsError(f"{path} was created meanwhile (by another run?); it was left as it is and "
+                                      f"these results are in {tmp_path}") from None
+            except OSError:  # no hard links on this filesystem: check, then rename
+                if path.exists():
+                    keep = True
+                    raise FileExistsError(f"{path} was created meanwhile (by another run?); it was left as it is "
+                                          f"and these results are in {tmp_path}") from None
+                os.replace(tmp_path, path)
     finally:
-        tmp_path.unlink(missing_ok=True)
+        if not keep:
+            tmp_path.unlink(missing_ok=True)
     return path
 
 

@@ -23,8 +23,9 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from facekit.config import get_profile, results_dir
+from facekit.config import PROFILES, get_profile, results_dir
 from facekit.io import atomic_write
+from facekit.schema import SchemaError, from_mapping, load_yaml
 
 
 @dataclasses.dataclass
@@ -45,13 +46,21 @@ def parse_params(items: Sequence[str]) -> dict[str, Any]:
         key, value = item.split("=", 1)
         if not key.isidentifier():
             raise ValueError(f"--param key {key!r} is not a valid Python name")
-        out[key] = yaml.safe_load(value)
+        try:
+            out[key] = yaml.safe_load(value)
+        except yaml.YAMLError as e:
+            raise ValueError(f"--param {item!r}: the value is not valid YAML ({getattr(e, 'problem', e)}); "
+                             f"quote a string, e.g. {key}='\"{value}\"'") from None
     return out
 
 
 def discover(folder: str | Path, only: Sequence[str] | None = None) -> list[Path]:
     """Numbered notebooks in ``folder``; ``only`` filters by name or number prefix (``"01"``)."""
+    if not Path(folder).is_dir():
+        raise ValueError(f"--notebooks {str(folder)!r} is not a folder; pass the folder that holds the NN_name.ipynb files")
     notebooks = sorted(p for p in Path(folder).glob("[0-9][0-9]_*.ipynb"))
+    if not notebooks:
+        raise ValueError(f"--notebooks {str(folder)!r} holds no numbered notebooks (NN_name.ipynb)")
     if only:
         keep = [p for p in notebooks if any(p.stem == o or p.stem.startswith(f"{o}_") or p.name == o for o in only)]
         missing = [o for o in only if not any(p.stem == o or p.stem.startswith(f"{o}_") or p.name == o for p in notebooks)]
@@ -239,6 +248,16 @@ def run_notebooks(
 
 
 @dataclasses.dataclass(frozen=True)
+class GridFile:
+    """The schema of a grid YAML file (see :class:`Grid`)."""
+
+    parameters: dict[str, list[Any]]
+    notebooks: str | int | list[str | int] | None = None
+    profile: str | None = None
+    fixed: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True)
 class Grid:
     """A parameter grid from YAML: ``notebooks`` (names or number prefixes; default all),
     ``profile`` (optional), ``parameters`` (each a list: the grid is their product) and
@@ -251,25 +270,26 @@ class Grid:
 
     @classmethod
     def load(cls, path: str | Path) -> Grid:
+        """A grid from YAML, checked against :class:`GridFile` (:mod:`facekit.schema`)."""
         p = Path(path)
-        if not p.is_file():
-            raise ValueError(f"grid file {str(path)!r} does not exist")
-        data = yaml.safe_load(p.read_text()) or {}
-        valid = {"notebooks", "profile", "parameters", "fixed"}
-        if not isinstance(data, dict) or set(data) - valid:
-            bad = sorted(set(data) - valid) if isinstance(data, dict) else data
-            raise ValueError(f"{p}: unknown keys {bad}; valid keys are {sorted(valid)}")
-        params = data.get("parameters") or {}
-        if not isinstance(params, dict) or not params:
-            raise ValueError(f"{p}: 'parameters' must map names to lists of values, e.g. seed: [0, 1, 2]")
-        for k, v in params.items():
-            if not str(k).isidentifier():
-                raise ValueError(f"{p}: parameter {k!r} is not a valid Python name")
-            if not isinstance(v, list) or not v:
-                raise ValueError(f"{p}: parameters.{k}={v!r} is not valid; pass a non-empty list")
-        nbs = data.get("notebooks")
-        nbs = tuple(str(n) for n in ([nbs] if isinstance(nbs, str | int) else nbs)) if nbs is not None else None
-        return cls(nbs, data.get("profile"), {str(k): v for k, v in params.items()}, dict(data.get("fixed") or {}))
+        data = load_yaml(p, "grid file")
+        f = from_mapping(GridFile, {} if data is None else data, str(p))
+        if not f.parameters:
+            raise SchemaError(f"{p}: parameters={f.parameters!r} is not valid; map names to lists of values, "
+                              "e.g. seed: [0, 1, 2]")
+        for k, v in f.parameters.items():
+            if not k.isidentifier():
+                raise SchemaError(f"{p}: parameter {k!r} is not valid; pass a Python name")
+            if not v:
+                raise SchemaError(f"{p}: parameters.{k}={v!r} is not valid; pass a non-empty list")
+        for k in f.fixed:
+            if not k.isidentifier():
+                raise SchemaError(f"{p}: fixed parameter {k!r} is not valid; pass a Python name")
+        if f.profile is not None and f.profile not in PROFILES:
+            raise SchemaError(f"{p}: profile={f.profile!r} is not valid; pass one of {list(PROFILES)}")
+        nbs = None if f.notebooks is None else tuple(str(n) for n in (
+            [f.notebooks] if isinstance(f.notebooks, str | int) else f.notebooks))
+        return cls(nbs, f.profile, f.parameters, f.fixed)
 
     def points(self) -> list[dict[str, Any]]:
         keys = list(self.parameters)

@@ -37,6 +37,7 @@ import torch
 from accelerate import Accelerator, DataLoaderConfiguration, PartialState
 from accelerate.state import AcceleratorState
 from accelerate.utils import send_to_device
+from safetensors import SafetensorError
 from safetensors.torch import load_file, load_model, save_file, save_model
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
@@ -221,6 +222,16 @@ def save_pretrained(model: nn.Module, config: Mapping[str, Any] | Any, path: str
     return path
 
 
+class DamagedModelError(RuntimeError):
+    """A cached model folder exists but cannot be read (truncated, corrupt, unreadable, or written
+    by an incompatible version); ``path`` is the folder, so it can be deleted and retrained."""
+
+    def __init__(self, path: Path, err: BaseException) -> None:
+        self.path = path
+        detail = str(err).splitlines()[0] if str(err) else type(err).__name__
+        super().__init__(f"the cached model in {path} is damaged ({type(err).__name__}: {detail})")
+
+
 def load_pretrained(
     factory: Callable[..., nn.Module], path: str | Path, device: str | torch.device | None = None
 ) -> nn.Module:
@@ -234,9 +245,13 @@ def load_pretrained(
             raise FileNotFoundError(
                 f"{path / name} not found; save the model with save_pretrained first"
             )
-    model = factory(**json.loads((path / CONFIG_NAME).read_text()))
-    load_model(model, str(path / WEIGHTS_NAME), strict=True)
-    return model.to(get_device(device))
+    dev = get_device(device)  # a bad FACEKIT_DEVICE is its own error, not a damaged model
+    try:
+        model = factory(**json.loads((path / CONFIG_NAME).read_text()))
+        load_model(model, str(path / WEIGHTS_NAME), strict=True)
+    except (SafetensorError, OSError, RuntimeError, ValueError, TypeError, KeyError) as err:
+        raise DamagedModelError(path, err) from err
+    return model.to(dev)
 
 
 # ------------------------------------------------------------------------- checkpoints

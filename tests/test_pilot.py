@@ -73,7 +73,7 @@ def test_bad_scenarios_name_the_field():
         pilot.Scenario.from_dict({**HAND, "baseline_error_rate": 1.5})
     with pytest.raises(ValueError, match=r"cost_per_error=-1 is not valid"):
         pilot.Scenario.from_dict({**HAND, "cost_per_error": -1})
-    with pytest.raises(ValueError, match=r"unknown fields \['volume'\]"):
+    with pytest.raises(ValueError, match=r"unknown keys \['volume'\]"):
         pilot.Scenario.from_dict({**HAND, "volume": 3})
     with pytest.raises(ValueError, match=r"quality='f1' is not valid; write it as 'record:metric'"):
         pilot.Scenario.from_dict({**HAND, "quality": "f1"})

@@ -326,3 +326,17 @@ def test_two_processes_match_one(tmp_path: Path) -> None:
     with safe_open(str(ckpt / "model.safetensors"), "pt") as f:
         for name, value in single.model.state_dict().items():
             torch.testing.assert_close(f.get_tensor(name), value, atol=1e-5, rtol=1e-4)
+
+
+def test_a_damaged_weight_file_is_a_damaged_model_error(tmp_path: Path) -> None:
+    from facekit.train import DamagedModelError
+
+    path = save_pretrained(Net(width=8), {"width": 8}, tmp_path / "m")
+    weights = path / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:40])
+    with pytest.raises(DamagedModelError, match=r"the cached model in .*/m is damaged \(SafetensorError") as info:
+        load_pretrained(Net, path, device="cpu")
+    assert info.value.path == path
+    (path / "config.json").write_text("{not json")
+    with pytest.raises(DamagedModelError, match="JSONDecodeError"):
+        load_pretrained(Net, path, device="cpu")

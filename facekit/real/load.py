@@ -8,6 +8,9 @@ instead of dying on the first bad file. Needs only Pillow and numpy (no OpenCV).
 
 from __future__ import annotations
 
+import errno
+import os
+import stat
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -25,8 +28,11 @@ MAX_SIDE = 2048  # larger images are downscaled on load: faces need far fewer pi
 STATUSES = {
     "ok": "loaded",
     "missing": "the path does not exist",
+    "broken_link": "the symbolic link points at nothing",
+    "loop": "the link leads back into a folder already on the way (a loop)",
+    "not_regular": "the entry is not a regular file",
     "no_images": "the folder holds no image files",
-    "unreadable": "the file could not be opened",
+    "unreadable": "the file or folder could not be opened",
     "empty": "the file has 0 bytes",
     "not_image": "the file is not an image format Pillow recognises",
     "corrupt": "the image data is damaged or truncated",
@@ -104,15 +110,67 @@ def _finish(source: str, a: np.ndarray, note: str, max_side: int) -> LoadedImage
     return LoadedImage(source, np.ascontiguousarray(a, dtype=np.float32), "ok", note)
 
 
+_TRANSPOSE = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
+              5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
+              8: Image.Transpose.ROTATE_90}  # EXIF orientation -> the transpose that displays it upright
+
+
+def _reduce(img: Image.Image, k: int) -> Image.Image:
+    """``img`` shrunk by the integer factor ``k`` in its own mode where Pillow can (palette, 1-bit
+    and 16-bit images are first widened to a mode ``reduce`` averages correctly), so no float copy
+    of the full image is ever made: the float copy is 4-16x the bytes of the file's pixels."""
+    mode = img.mode
+    if mode in ("P", "PA"):
+        img = img.convert("RGBA" if mode == "PA" or "transparency" in img.info else "RGB")
+    elif mode == "1":
+        img = img.convert("L")
+    elif mode.startswith("I;16"):
+        return img.convert("I").reduce(k).convert("I;16")  # keep the 16-bit scale of the values
+    return img.reduce(k)
+
+
+def _entry_problem(p: Path) -> LoadedImage | None:
+    """Why the path cannot be read as a file (missing, broken link, loop, not entered, not a
+    regular file, empty, unreadable), or ``None``. Nothing is opened, so a FIFO cannot hang us."""
+    source = str(p)
+    try:
+        st = os.stat(p)
+    except FileNotFoundError:
+        if os.path.islink(p):
+            return _fail(source, "broken_link", f"{source!r} -> {os.readlink(p)!r}")
+        return _fail(source, "missing", f"{source!r}")
+    except PermissionError as e:
+        return _fail(source, "unreadable", f"{source!r} ({e.strerror}: a folder above it cannot be entered)")
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            return _fail(source, "loop", f"{source!r} (symbolic links point at each other)")
+        return _fail(source, "unreadable", f"{source!r} ({e.strerror})")
+    if stat.S_ISDIR(st.st_mode):
+        real, above = Path(os.path.realpath(p)), Path(os.path.realpath(p.parent))
+        if os.path.islink(p) and (real == above or real in above.parents):
+            return _fail(source, "loop", f"{source!r} -> {os.readlink(p)!r}")
+        if not os.access(p, os.R_OK | os.X_OK):
+            return _fail(source, "unreadable", f"{source!r} (a folder that cannot be listed or entered)")
+        return _fail(source, "not_regular", f"{source!r} is a folder")
+    if not stat.S_ISREG(st.st_mode):
+        kind = ("a FIFO" if stat.S_ISFIFO(st.st_mode) else "a socket" if stat.S_ISSOCK(st.st_mode)
+                else "a device" if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode) else "not a file")
+        return _fail(source, "not_regular", f"{source!r} is {kind}")
+    if st.st_size == 0:
+        return _fail(source, "empty", f"{source!r}")
+    if not os.access(p, os.R_OK):
+        return _fail(source, "unreadable", f"{source!r} (permission denied)")
+    return None
+
+
 def load_file(path: str | Path, max_side: int = MAX_SIDE) -> LoadedImage:
     """Load one image file; never raises for a bad file (see ``status`` / ``reason``)."""
     source = str(path)
     p = Path(path)
-    if not p.exists():
-        return _fail(source, "missing", f"{source!r}")
+    problem = _entry_problem(p)
+    if problem is not None:
+        return problem
     try:
-        if p.stat().st_size == 0:
-            return _fail(source, "empty", f"{source!r}")
         with warnings.catch_warnings():
             # we downscale big images ourselves; the warning would only alarm
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
@@ -121,10 +179,12 @@ def load_file(path: str | Path, max_side: int = MAX_SIDE) -> LoadedImage:
                 if fmt == "JPEG" and max(size) > 2 * max_side:
                     img.draft(mode, (max_side, max_side))  # decode at a reduced scale: fast
                 img.load()
-                img = ImageOps.exif_transpose(img) or img
+                orientation = img.getexif().get(0x0112, 1)
                 k = max(img.size) // max_side
-                if k >= 2 and img.mode not in ("P", "1", "I;16", "I;16B", "I;16L"):
-                    img = img.reduce(k)  # shrink before the float copy, which is 4x the bytes
+                if k >= 2:
+                    img = _reduce(img, k)  # shrink before the float copy and the rotation
+                if orientation in _TRANSPOSE:
+                    img = img.transpose(_TRANSPOSE[orientation])
                 a = _to_rgb_float(img)
     except FileNotFoundError:
         return _fail(source, "missing", f"{source!r}")
@@ -181,15 +241,64 @@ def load_array(x: np.ndarray | torch.Tensor | Image.Image, source: str = "array"
     return _finish(source, a, f"array {'x'.join(map(str, shape))} {x.dtype}", max_side)
 
 
-def image_files(folder: str | Path) -> list[Path]:
-    """Image files under ``folder``, recursive and sorted; hidden files and folders (``.x``,
-    ``.ipynb_checkpoints``, macOS ``._x.jpg``) are skipped as they are never photos."""
+def walk(folder: str | Path) -> list[Path]:
+    """Every entry under ``folder``, recursive and sorted, except hidden ones (``.x``,
+    ``.ipynb_checkpoints``, macOS ``._x.jpg``), which are never photos. Entries that cannot be
+    read as files stay in the list so each gets its row from :func:`load_file`: broken links,
+    links that loop back, FIFOs and other non-files, and folders that cannot be listed or
+    entered (the folder itself is the entry)."""
     root = Path(folder)
-    return sorted(
-        p for p in root.rglob("*")
-        if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()
-        and not any(part.startswith(".") for part in p.relative_to(root).parts)
-    )
+    out: list[Path] = []
+
+    def visit(d: Path, seen: frozenset[tuple[int, int]]) -> None:
+        try:
+            with os.scandir(d) as it:
+                names = sorted(e.name for e in it)
+        except OSError:
+            out.append(d)
+            return
+        for name in names:
+            if name.startswith("."):
+                continue
+            p = d / name
+            if not os.path.isdir(p):
+                out.append(p)
+                continue
+            try:
+                st = os.stat(p)
+            except OSError:
+                out.append(p)
+                continue
+            key = (st.st_dev, st.st_ino)
+            if key in seen or not os.access(p, os.R_OK | os.X_OK):
+                out.append(p)
+                continue
+            visit(p, seen | {key})
+
+    try:
+        st = os.stat(root)
+        visit(root, frozenset({(st.st_dev, st.st_ino)}))
+    except OSError:
+        out.append(root)
+    return sorted(out)
+
+
+def image_files(folder: str | Path) -> list[Path]:
+    """The entries of :func:`walk` with an image suffix (broken links and the like included,
+    so each gets its row)."""
+    return [p for p in walk(folder) if p.suffix.lower() in IMAGE_EXTENSIONS]
+
+
+def check_path(item: str | Path) -> None:
+    """An empty path is a mistake (an unset shell variable), never "the current folder"."""
+    if isinstance(item, str) and not item.strip():
+        raise ValueError(f"path {str(item)!r} is empty; pass a file or folder (an unset variable?)")
+
+
+def expands(item: str | Path) -> bool:
+    """Whether a path is a folder to walk (not one that cannot be entered or loops back)."""
+    problem = _entry_problem(Path(item))
+    return problem is not None and problem.status == "not_regular" and os.path.isdir(item)
 
 
 def _is_batch(x: object) -> bool:
@@ -211,7 +320,8 @@ def iter_images(sources: Source | Sequence[Source], max_side: int = MAX_SIDE) ->
     k = 0
     for item in items:
         if isinstance(item, str | Path):
-            if Path(item).is_dir():
+            check_path(item)
+            if expands(item):
                 files = image_files(item)
                 if not files:
                     yield _fail(str(item), "no_images", f"{str(item)!r} (looked for {', '.join(IMAGE_EXTENSIONS)})")
