@@ -15,7 +15,9 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
-from facekit.methods.comface import DELTA_SCALE, TASKS, ChangeHead, ComFace
+from facekit.methods.comface.config import DELTA_SCALE, TASKS
+from facekit.methods.comface.evaluate import ChangeHead
+from facekit.methods.comface.model import ComFace
 from facekit.synth.datasets import FACTOR_RANGES, FACTOR_UNITS, IdentitySplit
 from facekit.synth.params import (
     EMOTIONS,
