@@ -8,6 +8,7 @@ fix or a speed-up reaches all five methods.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import typing
 from collections.abc import Callable, Mapping, Sequence
@@ -32,7 +33,7 @@ def build_config(cls: type[C], fields: Mapping[str, Any]) -> C:
         kind = hints.get(name)
         if isinstance(value, Mapping) and dataclasses.is_dataclass(kind):
             value = build_config(kind, value)
-        kw[name] = value
+        kw[name] = copy.deepcopy(value)  # a config never shares a mutable value with the profile table
     return cls(**kw)
 
 
