@@ -11,8 +11,6 @@ from claims import fmt, seed_metric
 
 from facekit import metrics
 
-P2_BOUND = 1e-4
-
 
 def _diff_metric(name: str, a: Sequence[float], b: Sequence[float], seeds: Sequence[int],
                  higher_is_better: bool) -> tuple[metrics.Metric, metrics.PairedDifference]:
@@ -26,14 +24,13 @@ def claims(profile: str, seeds: Sequence[int]) -> tuple[str, list[metrics.Metric
     """P1 (identity cosine at matched attribute success: PluGeN4Faces above PluGeN and above
     linear directions, held-out persons) and P2 (float64 round trip of the flow within 1e-4
     relative error on held-out codes), plus matched-success, curve and oracle tables."""
-    from facekit.methods import plugen_eval
-    from facekit.methods.plugen import ATTRIBUTE_NAMES
-    from facekit.methods.plugen_viz import METHOD_LABELS
+    from facekit.methods.plugen import ATTRIBUTE_NAMES, P2_BOUND, run_seed_with_curves
+    from facekit.methods.plugen.viz import METHOD_LABELS
 
     t0 = time.time()
     runs, curves = [], []
     for s in seeds:
-        out, c = plugen_eval.run_seed(profile, s, log=lambda msg: print(f"[{time.time() - t0:6.0f} s] {msg}", flush=True))
+        out, c = run_seed_with_curves(profile, s, log=lambda msg: print(f"[{time.time() - t0:6.0f} s] {msg}", flush=True))
         runs.append(out)
         curves.append(c)
     per = {k: [r[k] for r in runs] for k in runs[0] if all(k in r for r in runs)}
