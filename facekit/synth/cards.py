@@ -32,7 +32,7 @@ def _au_train() -> _SyntheticDataset:
     # Cards describe the datasets the method notebooks use, read from the methods' own factories
     # so they cannot drift; imported here, lazily, so that facekit.synth never depends on methods.
     from facekit.methods import fmae_iat
-    from facekit.methods.fmae_iat_data import au_datasets
+    from facekit.methods.fmae_iat.data import au_datasets
 
     return au_datasets(fmae_iat.profile_config("cpu", 0).data, 0)["train"]
 
