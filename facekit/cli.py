@@ -21,8 +21,8 @@ def _info(args: argparse.Namespace) -> int:
 
 
 def _synth(args: argparse.Namespace) -> int:
+    from facekit.cards import card_text, describe
     from facekit.io import atomic_write
-    from facekit.synth.cards import card_text, describe
     from facekit.synth.datasets import FaceDataset
     from facekit.viz import png_bytes
 
@@ -72,7 +72,7 @@ def _synth(args: argparse.Namespace) -> int:
 
 
 def _cards(args: argparse.Namespace) -> int:
-    from facekit.synth.cards import write_all
+    from facekit.cards import write_all
 
     try:
         results = write_all(args.out, overwrite=args.overwrite, only=args.only)

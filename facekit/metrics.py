@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from scipy import stats
 from sklearn import metrics as skm
 
-import facekit
+from facekit._version import __version__
 from facekit.config import config_hash, get_profile, results_dir
 from facekit.io import atomic_write
 
@@ -254,7 +254,7 @@ class Metric:
 def git_revision() -> str:
     """The commit of the facekit checkout (``-dirty`` when it has uncommitted changes), or
     ``"unknown"`` when facekit is not installed from a git checkout."""
-    cwd = Path(facekit.__file__).resolve().parent
+    cwd = Path(__file__).resolve().parent
 
     def git(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=10)
@@ -291,7 +291,7 @@ def _entry(
         "extra": dict(m.extra),
         "profile": profile,
         "config_hash": chash,
-        "version": facekit.__version__,
+        "version": __version__,
         "git_rev": git_revision(),
         "time": now,
     }

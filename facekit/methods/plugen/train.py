@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -145,19 +145,20 @@ def _fit_linear(cfg: PlugenConfig, path: Path, codes: Tensor, levels: Tensor) ->
 
 
 @dataclass
-class PlugenTrainResult:
-    """What :func:`train_and_load` returns beside the editor: each part's log, and whether
+class PlugenTrainResult(TrainResult):
+    """What :func:`train_and_load` returns beside the editor: a :class:`~facekit.train.TrainResult`
+    of the PluGeN4Faces flow whose ``history`` maps each part (``ae``, ``plugen4faces``,
+    ``plugen``, ``linear``) to its log, ``parts`` each part's own result, and ``loaded`` whether
     every part came from the cache."""
 
-    parts: dict[str, TrainResult]
+    history: dict[str, list[dict[str, float]]]  # type: ignore[assignment]
+    parts: dict[str, TrainResult] = field(default_factory=dict)
 
-    @property
-    def loaded(self) -> bool:
-        return all(r.loaded for r in self.parts.values())
-
-    @property
-    def history(self) -> dict[str, list[dict[str, float]]]:
-        return {k: r.history for k, r in self.parts.items()}
+    @classmethod
+    def of(cls, parts: dict[str, TrainResult]) -> PlugenTrainResult:
+        main = parts["plugen4faces"]
+        return cls(model=main.model, history={k: r.history for k, r in parts.items()}, step=main.step,
+                   run_dir=main.run_dir, loaded=all(r.loaded for r in parts.values()), parts=parts)
 
 
 def load(profile: str | None = None, seed: int = 0, *, device: str | torch.device | None = None,
@@ -182,4 +183,4 @@ def train_and_load(profile: str | None = None, seed: int = 0, *, progress: bool 
     cfg = cfg or profile_config(profile, seed)
     parts = train_parts(profile, seed, cfg, progress=progress)
     flows = {m: parts[m].model for m in ("plugen4faces", "plugen")}
-    return PlugenEditor(parts["ae"].model, flows, parts["linear"].model, cfg, profile, seed), PlugenTrainResult(parts)
+    return PlugenEditor(parts["ae"].model, flows, parts["linear"].model, cfg, profile, seed), PlugenTrainResult.of(parts)
