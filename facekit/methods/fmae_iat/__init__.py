@@ -68,7 +68,14 @@ from facekit.methods.fmae_iat.config import (
     profile_config,
     variants,
 )
-from facekit.methods.fmae_iat.data import AUDataConfig, FaceStream, StreamConfig, au_set, fold_split
+from facekit.methods.fmae_iat.data import (
+    AUDataConfig,
+    FaceStream,
+    StreamConfig,
+    au_datasets,
+    au_set,
+    fold_split,
+)
 from facekit.methods.fmae_iat.evaluate import identity_probe, run_seed
 from facekit.methods.fmae_iat.model import AUDetector, AUNet
 from facekit.methods.fmae_iat.train import (
@@ -96,9 +103,15 @@ CLAIMS = (
     Claim("F4", f"linear identity head at least as good as MLP, mean F1 (non-inferiority, margin {F4_MARGIN})",
           "iat_linear/f1", "iat_mlp/f1", "higher", margin=-F4_MARGIN),
 )
+# The data cards facekit.cards writes for this method (``facekit cards``), from the cpu config.
+DATA_CARDS = {"au_bp4d_like": (lambda: au_datasets(profile_config("cpu", 0).data, 0)["train"],
+                               "the BP4D-like AU set of notebook 03 (seed 0): 60 subjects with subject-specific AU "
+                               "propensities, 60 images each, 3 subject-independent folds; an AU is present when its "
+                               "intensity is above 0")}
 
 __all__ = [
     "CLAIMS",
+    "DATA_CARDS",
     "F4_MARGIN",
     "INITS",
     "MAE_METHOD",
