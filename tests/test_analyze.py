@@ -180,3 +180,15 @@ def test_cli_analyze_rows_statuses_and_no_clobber(matrix, tmp_path, capsys, empt
     assert "--overwrite" in capsys.readouterr().err and out.read_bytes() == before
     assert main(["analyze", str(folder), "--out", str(out), "--profile", "smoke", "--overwrite"]) == 0
     assert not list(tmp_path.glob(".faces.csv.*"))
+
+
+def test_named_slots_are_checked_against_the_capabilities(comface_model, au_and_expression, empty_cache):
+    an = Analyzer("smoke", au_model=au_and_expression["fmae_iat"], identity_model=comface_model,
+                  expression_model=None, change_model=None, reference_model=None, editor=None)
+    assert an.slot("au_model") is au_and_expression["fmae_iat"] and an.slot("expression_model") is None
+    with pytest.raises(TypeError, match=r"au_model=ComFace does not have the AUModel capability"):
+        Analyzer("smoke", au_model=comface_model)
+    with pytest.raises(ValueError, match=r"method='nope' is unknown"):
+        Analyzer("smoke", identity_model="nope")
+    with pytest.raises(ModelMissingError, match="reference_model slot is empty"):
+        an.reference(np.zeros((64, 64, 3), np.uint8))
