@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 from claims import fmt, seed_metric
 
-from facekit import metrics
+from facekit import metrics, records
 from facekit.methods.fmae_iat import F4_MARGIN
 
 
@@ -17,7 +17,7 @@ def _row(claim: str, what: str, ours: list[float], theirs: list[float], d: metri
             f"{d.every_seed} | {d.holds} |")
 
 
-def claims(profile: str, seeds: Sequence[int]) -> tuple[str, list[metrics.Metric]]:
+def claims(profile: str, seeds: Sequence[int]) -> tuple[str, list[records.Metric]]:
     """F1 (MAE beats scratch), F2 (IAT beats no IAT), F3 (IAT removes at least half of the
     identity probe's distance to chance), F4 (linear identity head at least as good as MLP),
     plus the per-AU table and the chosen reversal scales."""
@@ -42,7 +42,7 @@ def claims(profile: str, seeds: Sequence[int]) -> tuple[str, list[metrics.Metric
         lines.append(_row(name, what, ours, theirs, d))
         if not np.all(np.isfinite(np.subtract(ours, theirs))):
             return  # records hold finite numbers only; the table shows nan and the claim does not hold
-        recs.append(metrics.Metric(f"{name}/difference", d.mean, ci=(d.low, d.high), n=d.n, seeds=tuple(seeds),
+        recs.append(records.Metric(f"{name}/difference", d.mean, ci=(d.low, d.high), n=d.n, seeds=tuple(seeds),
                                    values=tuple(np.subtract(ours, theirs)), ci_method="t",
                                    extra={"every_seed": d.every_seed, "holds": d.holds, **(extra or {})}))
 
@@ -62,7 +62,7 @@ def claims(profile: str, seeds: Sequence[int]) -> tuple[str, list[metrics.Metric
           f1["iat_linear"], f1["iat_mlp"], d4, {"margin": F4_MARGIN})
     strict4 = metrics.paired_difference(f1["iat_linear"], f1["iat_mlp"])
     for name, ok in holds.items():
-        recs.append(metrics.Metric(f"{name}/holds", float(ok)))
+        recs.append(records.Metric(f"{name}/holds", float(ok)))
     lines += ["", "Holds: " + ", ".join(f"{k} **{v}**" for k, v in holds.items()) + ". "
               f"F4 read strictly (linear beats MLP): {strict4.holds}. F3's row shows the share of the probe's distance "
               "to chance that IAT removed, per seed, against 0.5.", "",

@@ -9,18 +9,18 @@ import numpy as np
 import pandas as pd
 from claims import fmt, seed_metric
 
-from facekit import metrics
+from facekit import metrics, records
 
 
 def _diff_metric(name: str, a: Sequence[float], b: Sequence[float], seeds: Sequence[int],
-                 higher_is_better: bool) -> tuple[metrics.Metric, metrics.PairedDifference]:
+                 higher_is_better: bool) -> tuple[records.Metric, metrics.PairedDifference]:
     d = metrics.paired_difference(a, b, higher_is_better=higher_is_better)
-    m = metrics.Metric(name, d.mean, ci=(d.low, d.high), n=d.n, seeds=tuple(seeds), values=tuple(np.subtract(a, b)),
+    m = records.Metric(name, d.mean, ci=(d.low, d.high), n=d.n, seeds=tuple(seeds), values=tuple(np.subtract(a, b)),
                        ci_method="t", extra={"every_seed": d.every_seed, "holds": d.holds})
     return m, d
 
 
-def claims(profile: str, seeds: Sequence[int]) -> tuple[str, list[metrics.Metric]]:
+def claims(profile: str, seeds: Sequence[int]) -> tuple[str, list[records.Metric]]:
     """P1 (identity cosine at matched attribute success: PluGeN4Faces above PluGeN and above
     linear directions, held-out persons) and P2 (float64 round trip of the flow within 1e-4
     relative error on held-out codes), plus matched-success, curve and oracle tables."""
@@ -58,8 +58,8 @@ def claims(profile: str, seeds: Sequence[int]) -> tuple[str, list[metrics.Metric
     lines.append(f"| P2 | float64 round trip f^-1(f(z)), max relative error over {len(seeds)} x held-out test codes "
                  f"< {P2_BOUND:g} | {fmt(inv)} | {P2_BOUND:g} | {fmt(list(np.subtract(inv, P2_BOUND)))} | "
                  f"{d2.every_seed} | {d2.holds} |")
-    recs.append(metrics.Metric("P1/holds", float(all(p1)), extra={"parts": len(p1), "parts_holding": sum(p1)}))
-    recs.append(metrics.Metric("P2/holds", float(d2.holds), extra={"every_seed": d2.every_seed}))
+    recs.append(records.Metric("P1/holds", float(all(p1)), extra={"parts": len(p1), "parts_holding": sum(p1)}))
+    recs.append(records.Metric("P2/holds", float(d2.holds), extra={"every_seed": d2.every_seed}))
     lines += ["", f"P1 holds: **{all(p1)}** ({sum(p1)}/{len(p1)} comparisons on the identity cosine). "
               f"P2 holds: **{d2.holds}**.", "",
               "P2 in float32 (the precision the editor runs in), max relative error: "

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 from claims import fmt, seed_metric
 
-from facekit import metrics
+from facekit import metrics, records
 
 ROWS = {
     "down/a_labelled": "(a) small labelled set only, from scratch",
@@ -20,7 +20,7 @@ ROWS = {
 }
 
 
-def claims(profile: str, seeds: Sequence[int]) -> tuple[str, list[metrics.Metric]]:
+def claims(profile: str, seeds: Sequence[int]) -> tuple[str, list[records.Metric]]:
     """S1-S4 with paired 95% intervals over seeds, plus the generation-quality, guidance,
     calibration and downstream tables."""
     from facekit.methods import synfer
@@ -45,7 +45,7 @@ def claims(profile: str, seeds: Sequence[int]) -> tuple[str, list[metrics.Metric
         ours, base = per[ours_k], per[base_k]
         d = metrics.paired_difference(ours, base, higher_is_better=True)
         held[cid] = d.holds
-        recs.append(metrics.Metric(f"{cid}/difference", d.mean, ci=(d.low, d.high), n=d.n, seeds=tuple(seeds),
+        recs.append(records.Metric(f"{cid}/difference", d.mean, ci=(d.low, d.high), n=d.n, seeds=tuple(seeds),
                                    values=tuple(np.subtract(ours, base)), ci_method="t",
                                    extra={"every_seed": d.every_seed, "holds": d.holds, "ours": ours_k,
                                           "baseline": base_k, **extra}))

@@ -43,7 +43,8 @@ import numpy as np
 import yaml
 
 from facekit.config import get_profile
-from facekit.metrics import load_records, mean_ci
+from facekit.metrics import mean_ci
+from facekit.records import load_records
 
 SCENARIO_DIR = Path(__file__).with_name("scenarios")
 RECOMMENDATIONS = ("go", "extend the pilot", "stop")

@@ -109,9 +109,9 @@ def test_run_grid_keeps_every_run_and_its_records(tmp_path):
     nb = nbformat.v4.new_notebook()
     params = nbformat.v4.new_code_cell("profile = 'smoke'\nseed = 0\nscale = 1.0")
     params.metadata["tags"] = ["parameters"]
-    body = ("from facekit import metrics\n"
+    body = ("from facekit import records\n"
             "if scale < 0:\n    raise ValueError('scale must be >= 0')\n"
-            "metrics.record('05_grid', {'f1': seed + scale}, profile=profile)")
+            "records.record('05_grid', {'f1': seed + scale}, profile=profile)")
     nb.cells = [params, nbformat.v4.new_code_cell(body)]
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nbformat.write(nb, folder / "05_grid.ipynb")

@@ -72,14 +72,7 @@ from facekit.methods.plugen.config import (
     profile_config,
     to_target,
 )
-from facekit.methods.plugen.data import (
-    apply_levels,
-    draw_levels,
-    face_pool,
-    person_batches,
-    test_faces,
-    test_params,
-)
+from facekit.methods.plugen.data import apply_levels, face_pool, test_faces, test_params
 from facekit.methods.plugen.evaluate import run_seed, run_seed_with_curves
 from facekit.methods.plugen.model import LinearDirections, PlugenEditor, PlugenFlow, encode_all
 from facekit.methods.plugen.train import (
@@ -124,13 +117,11 @@ __all__ = [
     "PlugenTrainResult",
     "ae_loss",
     "apply_levels",
-    "draw_levels",
     "encode_all",
     "face_pool",
     "flow_loss",
     "levels_to_units",
     "load",
-    "person_batches",
     "profile_config",
     "run_seed",
     "run_seed_with_curves",
