@@ -25,11 +25,11 @@ from facekit.synth.datasets import (
     SPLITS,
     FaceDataset,
     PairDataset,
-    _SyntheticDataset,
 )
 from facekit.synth.params import AU_FACS, EMOTION_PROTOTYPES, IDENTITY_TRAITS, UNITS
 
-CardSpec = tuple[Callable[[], _SyntheticDataset], str]  # (factory, one-line purpose)
+Dataset = FaceDataset | PairDataset  # what a card describes
+CardSpec = tuple[Callable[[], Dataset], str]  # (factory, one-line purpose)
 
 # name -> (factory, one-line purpose). Counts are those of the ``cpu`` profile. The method
 # packages add theirs (their ``DATA_CARDS``), built from their own configs so they cannot drift.
@@ -82,7 +82,7 @@ a rendered face to any real person is coincidental.
 """
 
 
-def describe(ds: _SyntheticDataset, sample: int = 2048) -> tuple[dict[str, np.ndarray], str]:
+def describe(ds: Dataset, sample: int = 2048) -> tuple[dict[str, np.ndarray], str]:
     """Label columns drawn from the generator (parameters only, no rendering) and a count table."""
     idx = torch.arange(min(sample, len(ds)))
     if isinstance(ds, FaceDataset):
@@ -98,7 +98,7 @@ def describe(ds: _SyntheticDataset, sample: int = 2048) -> tuple[dict[str, np.nd
     return cols, "\n".join(lines)
 
 
-def _build(name: str) -> tuple[_SyntheticDataset, dict[str, np.ndarray], str]:
+def _build(name: str) -> tuple[Dataset, dict[str, np.ndarray], str]:
     cards = card_datasets()
     if name not in cards:
         raise KeyError(f"unknown data card {name!r}; valid cards are {list(cards)}")
@@ -163,7 +163,7 @@ def write_card(name: str, out_dir: str | Path = "data_cards", overwrite: bool = 
     return md_path, "written"
 
 
-def card_text(name: str, purpose: str, ds: _SyntheticDataset, cfg: dict, cols: dict[str, np.ndarray],
+def card_text(name: str, purpose: str, ds: Dataset, cfg: dict, cols: dict[str, np.ndarray],
                au_cols: list[str], split_table: str, fig_name: str) -> str:
     au_table = "\n".join(f"| {a} | {AU_FACS[a]} | {float((cols[a] > 0).mean()):.2f} |" for a in au_cols) if au_cols else ""
     traits = ", ".join(t for t, _ in IDENTITY_TRAITS)

@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from facekit.methods import fmae_iat
-from facekit.methods.fmae_iat.data import AUDataConfig, FaceStream, StreamConfig, au_set, fold_split
+from facekit.methods.fmae_iat.config import AUDataConfig, StreamConfig
+from facekit.methods.fmae_iat.data import FaceStream, au_set, fold_split
 from facekit.models.heads import AUHead, GradientReversal, grad_reverse, identity_head
 from facekit.models.vit_mae import FaceMAE, ViTFeatures, ViTSpec
 

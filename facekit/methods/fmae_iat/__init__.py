@@ -56,26 +56,22 @@ the AU meter); ``python -m facekit.methods.fmae_iat pretrain`` runs the pretrain
 
 from facekit.methods.base import Claim
 from facekit.methods.fmae_iat.config import (
+    BP4D_AUS,
     INITS,
     MAE_METHOD,
     METHOD,
     PROFILES,
     TRAIN_HINT,
     VARIANT_NAMES,
+    AUDataConfig,
     FinetuneConfig,
     FMAEConfig,
+    StreamConfig,
     Variant,
     profile_config,
     variants,
 )
-from facekit.methods.fmae_iat.data import (
-    AUDataConfig,
-    FaceStream,
-    StreamConfig,
-    au_datasets,
-    au_set,
-    fold_split,
-)
+from facekit.methods.fmae_iat.data import FaceStream, au_datasets, au_set, fold_split
 from facekit.methods.fmae_iat.evaluate import identity_probe, run_seed
 from facekit.methods.fmae_iat.model import AUDetector, AUNet
 from facekit.methods.fmae_iat.train import (
@@ -120,6 +116,7 @@ __all__ = [
     "PROFILES",
     "TRAIN_HINT",
     "VARIANT_NAMES",
+    "BP4D_AUS",
     "AUDataConfig",
     "AUDetector",
     "AUNet",

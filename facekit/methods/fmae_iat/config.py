@@ -6,9 +6,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from facekit.methods.common import profile_config_of
-from facekit.methods.fmae_iat.data import AUDataConfig, StreamConfig
 from facekit.models.heads import ID_HEADS, check_scale
 from facekit.models.vit_mae import ViTSpec
+from facekit.synth.params import au_index
+from facekit.synth.render import check_framing
 from facekit.train import TrainConfig
 
 METHOD = "fmae_iat"
@@ -22,6 +23,56 @@ INITS = ("mae", "scratch")
 
 TRAIN_HINT = ("run notebooks/03_mae_iat_au.ipynb at this profile, `facekit train fmae_iat`, or "
               "`python benchmarks/claims.py --method fmae_iat` (cpu profile, seeds 0-2), which train and cache it")
+
+
+# BP4D's 12 AUs, with AU24 (lip pressor; the renderer has none) replaced by AU25 (lips part, DISFA).
+BP4D_AUS: tuple[str, ...] = ("AU1", "AU2", "AU4", "AU6", "AU7", "AU10", "AU12", "AU14", "AU15", "AU17", "AU23", "AU25")
+
+
+@dataclass
+class StreamConfig:
+    """The pretraining stream (hashed into the MAE's cache key)."""
+
+    world_seed: int = 90_000  # + run seed: the stream's persons are not the AU subjects
+    target_fraction: float = 0.5  # share of faces in the target (camera pipeline) style
+    emotion_fraction: float = 0.5  # share with an emotion prototype (the rest: sparse random AUs)
+    ict_fraction: float = 0.0  # share rendered by the ICT-FaceKit backend (needs its assets)
+    pose_scale: float = 1.0
+    framing: str = "face"
+
+    def __post_init__(self) -> None:
+        check_framing(self.framing)
+        for name in ("target_fraction", "emotion_fraction", "ict_fraction"):
+            v = getattr(self, name)
+            if not 0 <= v <= 1:
+                raise ValueError(f"StreamConfig.{name}={v!r} is not valid; pass a share in [0, 1]")
+
+
+@dataclass
+class AUDataConfig:
+    """The BP4D-like fine-tuning world (one per run seed)."""
+
+    n_subjects: int = 60  # split into folds; each fold trains on the others (40 subjects at 3 folds)
+    n_folds: int = 3
+    n_val_subjects: int = 12  # disjoint subjects, only for choosing the reversal scale
+    images_per_subject: int = 150
+    probe_images_per_subject: int = 12  # held-out images of each subject, for the identity probe
+    propensity_strength: float = 2.0
+    aus: tuple[str, ...] = field(default_factory=lambda: BP4D_AUS)
+    size: int = 48
+    pose_scale: float = 0.5
+    framing: str = "face"
+
+    def __post_init__(self) -> None:
+        check_framing(self.framing)
+        self.aus = tuple(self.aus)
+        for a in self.aus:
+            au_index(a)
+        if len(self.aus) < 1 or len(set(self.aus)) != len(self.aus):
+            raise ValueError(f"aus={list(self.aus)} is not valid; pass distinct AU names")
+        if self.n_folds < 2 or self.n_subjects < 2 * self.n_folds:
+            raise ValueError(f"n_subjects={self.n_subjects}, n_folds={self.n_folds} are not valid; "
+                             "pass n_folds >= 2 and at least 2 subjects per fold")
 
 
 @dataclass

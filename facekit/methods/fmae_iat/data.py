@@ -26,13 +26,12 @@ against 0.76 on face framing (same subjects, AUs and budget; issue 5's investiga
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import torch
 from torch import Tensor
 
 from facekit.config import get_device
 from facekit.io import disk_cached, to_uint8
+from facekit.methods.fmae_iat.config import AUDataConfig, StreamConfig
 from facekit.synth.datasets import FaceDataset, IdentitySplit
 from facekit.synth.params import (
     FaceParams,
@@ -42,33 +41,12 @@ from facekit.synth.params import (
     sample_aus,
     sample_params,
 )
-from facekit.synth.render import check_framing, render
+from facekit.synth.render import render
 from facekit.synth.rng import hash_uniform
 from facekit.synth.style import get_style
 
-# BP4D's 12 AUs, with AU24 (lip pressor; the renderer has none) replaced by AU25 (lips part, DISFA).
-BP4D_AUS: tuple[str, ...] = ("AU1", "AU2", "AU4", "AU6", "AU7", "AU10", "AU12", "AU14", "AU15", "AU17", "AU23", "AU25")
 AU_WORLD = 5000  # world seed of the fine-tuning subjects (+ run seed); the stream uses its own
 AU_ACTIVE = 0.0  # an AU "occurs" when its intensity exceeds this (sampled intensities are 0 or 0.2-1)
-
-
-@dataclass
-class StreamConfig:
-    """The pretraining stream (hashed into the MAE's cache key)."""
-
-    world_seed: int = 90_000  # + run seed: the stream's persons are not the AU subjects
-    target_fraction: float = 0.5  # share of faces in the target (camera pipeline) style
-    emotion_fraction: float = 0.5  # share with an emotion prototype (the rest: sparse random AUs)
-    ict_fraction: float = 0.0  # share rendered by the ICT-FaceKit backend (needs its assets)
-    pose_scale: float = 1.0
-    framing: str = "face"
-
-    def __post_init__(self) -> None:
-        check_framing(self.framing)
-        for name in ("target_fraction", "emotion_fraction", "ict_fraction"):
-            v = getattr(self, name)
-            if not 0 <= v <= 1:
-                raise ValueError(f"StreamConfig.{name}={v!r} is not valid; pass a share in [0, 1]")
 
 
 class FaceStream:
@@ -113,33 +91,6 @@ class FaceStream:
 
     def __call__(self, step: int) -> Tensor:
         return self.images(step * self.batch_size + torch.arange(self.batch_size))
-
-
-@dataclass
-class AUDataConfig:
-    """The BP4D-like fine-tuning world (one per run seed)."""
-
-    n_subjects: int = 60  # split into folds; each fold trains on the others (40 subjects at 3 folds)
-    n_folds: int = 3
-    n_val_subjects: int = 12  # disjoint subjects, only for choosing the reversal scale
-    images_per_subject: int = 150
-    probe_images_per_subject: int = 12  # held-out images of each subject, for the identity probe
-    propensity_strength: float = 2.0
-    aus: tuple[str, ...] = field(default_factory=lambda: BP4D_AUS)
-    size: int = 48
-    pose_scale: float = 0.5
-    framing: str = "face"
-
-    def __post_init__(self) -> None:
-        check_framing(self.framing)
-        self.aus = tuple(self.aus)
-        for a in self.aus:
-            au_index(a)
-        if len(self.aus) < 1 or len(set(self.aus)) != len(self.aus):
-            raise ValueError(f"aus={list(self.aus)} is not valid; pass distinct AU names")
-        if self.n_folds < 2 or self.n_subjects < 2 * self.n_folds:
-            raise ValueError(f"n_subjects={self.n_subjects}, n_folds={self.n_folds} are not valid; "
-                             "pass n_folds >= 2 and at least 2 subjects per fold")
 
 
 def _render_set(ds: FaceDataset, aus: tuple[str, ...], chunk: int = 256) -> dict[str, Tensor]:
@@ -191,4 +142,4 @@ def fold_split(part: dict[str, Tensor], fold: int) -> tuple[dict[str, Tensor], d
     return train, {k: v[test] for k, v in part.items()}
 
 
-__all__ = ["AU_WORLD", "BP4D_AUS", "AUDataConfig", "FaceStream", "StreamConfig", "au_datasets", "au_set", "fold_split"]
+__all__ = ["AU_WORLD", "FaceStream", "au_datasets", "au_set", "fold_split"]
