@@ -6,7 +6,9 @@ Writes metric records to ``results/<profile>/claims_<method>.json`` (through
 ``facekit.records.record``), prints a Markdown table and replaces the method's section in
 ``benchmarks/RESULTS.md`` (machine, commit, date, command, wall time). A claim holds when every
 seed goes the claimed way and the 95% interval of the paired difference excludes zero
-(``facekit.metrics.claim_holds``). Methods register in ``CLAIMS``; later issues add theirs.
+(``facekit.metrics.claim_holds``). The seeds run in one loop for every method (:func:`run_seeds`);
+each method's ``CLAIMS`` (its package) says which metrics are claims, and ``claims_<method>.py``
+beside this file turns the per-seed metrics into that method's records and tables.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from facekit.config import get_profile
 
 HERE = Path(__file__).parent
 RESULTS_MD = HERE / "RESULTS.md"
-ClaimsFn = Callable[[str, Sequence[int]], tuple[str, list[records.Metric]]]
+ClaimsFn = Callable[[str, Sequence[int], dict[str, list[float]]], tuple[str, list[records.Metric]]]
 
 
 def methods() -> list[str]:
@@ -41,6 +43,18 @@ def claims_fn(method: str) -> ClaimsFn:
     if str(HERE) not in sys.path:
         sys.path.insert(0, str(HERE))
     return importlib.import_module(f"claims_{method}").claims
+
+
+def run_seeds(method: str, profile: str, seeds: Sequence[int]) -> dict[str, list[float]]:
+    """The one seeds loop: the method's ``run_seed`` for each seed (training or loading its models),
+    as ``{metric: [value of each seed]}`` for the metrics every seed wrote."""
+    from facekit.methods import method_module
+
+    t0 = time.time()
+    runs = [method_module(method).run_seed(profile, s, log=lambda msg: print(f"[{time.time() - t0:6.0f} s] {msg}",
+                                                                             flush=True))
+            for s in seeds]
+    return {k: [r[k] for r in runs] for k in runs[0] if all(k in r for r in runs)}
 
 
 def fmt(values: Sequence[float], digits: int = 3) -> str:
@@ -99,7 +113,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if len(args.seeds) < 3 and profile == "cpu":
         print(f"note: {len(args.seeds)} seed(s); claims need at least 3 seeds at the cpu profile", file=sys.stderr)
     t0 = time.time()
-    body, recs = claims_fn(args.method)(profile, args.seeds)
+    body, recs = claims_fn(args.method)(profile, args.seeds, run_seeds(args.method, profile, args.seeds))
     wall = time.time() - t0
     path = records.record(f"claims_{args.method}", recs, profile=profile, seeds=args.seeds)
     command = "python benchmarks/claims.py " + " ".join(argv if argv is not None else sys.argv[1:])

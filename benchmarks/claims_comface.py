@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 
 import numpy as np
@@ -11,16 +10,11 @@ from claims import fmt, seed_metric
 from facekit import metrics, records
 
 
-def claims(profile: str, seeds: Sequence[int]) -> tuple[str, list[records.Metric]]:
+def claims(profile: str, seeds: Sequence[int], per: dict[str, list[float]]) -> tuple[str, list[records.Metric]]:
     """C1 (300 labelled pairs: ComFace MAE below SimCLR and PCA on all three tasks) and C2
     (inter-head verification ROC-AUC >= 0.95 on held-out identities), plus the transfer table."""
     from facekit.methods import comface
 
-    t0 = time.time()
-    runs = []
-    for s in seeds:
-        runs.append(comface.run_seed(profile, s, log=lambda msg: print(f"[{time.time() - t0:6.0f} s] {msg}", flush=True)))
-    per = {k: [r[k] for r in runs] for k in runs[0]}
     cfg = comface.profile_config(profile)
     n_mid = sorted(cfg.data.n_labelled)[len(cfg.data.n_labelled) // 2]
     recs = [seed_metric(k, v, seeds) for k, v in per.items()]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 
 import numpy as np
@@ -17,16 +16,12 @@ def _row(claim: str, what: str, ours: list[float], theirs: list[float], d: metri
             f"{d.every_seed} | {d.holds} |")
 
 
-def claims(profile: str, seeds: Sequence[int]) -> tuple[str, list[records.Metric]]:
+def claims(profile: str, seeds: Sequence[int], per: dict[str, list[float]]) -> tuple[str, list[records.Metric]]:
     """F1 (MAE beats scratch), F2 (IAT beats no IAT), F3 (IAT removes at least half of the
     identity probe's distance to chance), F4 (linear identity head at least as good as MLP),
     plus the per-AU table and the chosen reversal scales."""
     from facekit.methods import fmae_iat
 
-    t0 = time.time()
-    runs = [fmae_iat.run_seed(profile, s, log=lambda msg: print(f"[{time.time() - t0:6.0f} s] {msg}", flush=True))
-            for s in seeds]
-    per = {k: [r[k] for r in runs] for k in runs[0] if all(k in r for r in runs)}
     recs = [seed_metric(k, v, seeds) for k, v in per.items()]
     f1 = {name: per[f"{name}/f1"] for name in fmae_iat.VARIANT_NAMES}
     probe = {name: per[f"{name}/probe"] for name in fmae_iat.VARIANT_NAMES}

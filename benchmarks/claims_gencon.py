@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 
 import numpy as np
@@ -11,16 +10,12 @@ from claims import fmt, seed_metric
 from facekit import metrics, records
 
 
-def claims(profile: str, seeds: Sequence[int]) -> tuple[str, list[records.Metric]]:
+def claims(profile: str, seeds: Sequence[int], per: dict[str, list[float]]) -> tuple[str, list[records.Metric]]:
     """G1 (reference contrast beats the single-image baseline in held-out accuracy) and G2 (the
     gain is largest in the low-intensity bin), plus accuracy / macro-F1 per bin and the
     reference-quality table."""
     from facekit.methods import gencon
 
-    t0 = time.time()
-    runs = [gencon.run_seed(profile, s, log=lambda msg: print(f"[{time.time() - t0:6.0f} s] {msg}", flush=True))
-            for s in seeds]
-    per = {k: [r[k] for r in runs] for k in runs[0]}
     recs = [seed_metric(k, v, seeds) for k, v in per.items()]
     lines = [f"### Claims ({profile} profile, seeds {list(seeds)}; mean [95% t interval] over seeds)", "",
              "| claim | comparison | reference contrast | baseline | difference | every seed | holds |",

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 
 import numpy as np
-import pandas as pd
 from claims import fmt, seed_metric
 
 from facekit import metrics, records
@@ -20,20 +18,14 @@ def _diff_metric(name: str, a: Sequence[float], b: Sequence[float], seeds: Seque
     return m, d
 
 
-def claims(profile: str, seeds: Sequence[int]) -> tuple[str, list[records.Metric]]:
+def claims(profile: str, seeds: Sequence[int], per: dict[str, list[float]]) -> tuple[str, list[records.Metric]]:
     """P1 (identity cosine at matched attribute success: PluGeN4Faces above PluGeN and above
     linear directions, held-out persons) and P2 (float64 round trip of the flow within 1e-4
     relative error on held-out codes), plus matched-success, curve and oracle tables."""
-    from facekit.methods.plugen import ATTRIBUTE_NAMES, P2_BOUND, run_seed_with_curves
+    from facekit.methods.plugen import ATTRIBUTE_NAMES, P2_BOUND
+    from facekit.methods.plugen.evaluate import AMOUNTS
     from facekit.methods.plugen.viz import METHOD_LABELS
 
-    t0 = time.time()
-    runs, curves = [], []
-    for s in seeds:
-        out, c = run_seed_with_curves(profile, s, log=lambda msg: print(f"[{time.time() - t0:6.0f} s] {msg}", flush=True))
-        runs.append(out)
-        curves.append(c)
-    per = {k: [r[k] for r in runs] for k in runs[0] if all(k in r for r in runs)}
     recs = [seed_metric(k, v, seeds) for k, v in per.items()]
     ours = "plugen4faces"
     lines = [f"### Claims ({profile} profile, seeds {list(seeds)}; mean [95% t interval] over seeds)", "",
@@ -71,13 +63,14 @@ def claims(profile: str, seeds: Sequence[int]) -> tuple[str, list[records.Metric
     for attr in ATTRIBUTE_NAMES:
         cells = [fmt(per[f"matched/{m}/{attr}/id_cos"]) for m in ("plugen4faces", "plugen", "linear")]
         lines.append(f"| {attr} | {fmt(per[f'matched/{attr}/s_star'])} | " + " | ".join(cells) + " |")
-    allc = pd.concat(curves)
     lines += ["", "### Curves: edit strength vs success and identity (mean over attributes, then over seeds)", "",
               "| method | strength | attribute success | identity cosine | identity-code error |", "|---|---|---|---|---|"]
     for method in ("plugen4faces", "plugen", "linear"):
-        for amount in sorted(allc["amount"].unique()):
-            g = allc[(allc["method"] == method) & (allc["amount"] == amount)].groupby("seed")
-            cells = [fmt(list(g[c].mean())) for c in ("success", "id_cos", "code_dist")]
+        for amount in (0.0, *AMOUNTS):  # 0: the unedited reconstruction
+            cells = []
+            for c in ("success", "id_cos", "code_dist"):
+                per_attr = [per[k] for a in ATTRIBUTE_NAMES if (k := f"curve/{method}/{a}/{amount:g}/{c}") in per]
+                cells.append(fmt(list(np.mean(per_attr, axis=0))))
             lines.append(f"| {method} | {amount:g} | " + " | ".join(cells) + " |")
     lines += ["", "| method | PSNR outside the edited region (dB) | SSIM outside |", "|---|---|---|"]
     for method in ("plugen4faces", "plugen", "linear"):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 
 import numpy as np
@@ -20,15 +19,11 @@ ROWS = {
 }
 
 
-def claims(profile: str, seeds: Sequence[int]) -> tuple[str, list[records.Metric]]:
+def claims(profile: str, seeds: Sequence[int], per: dict[str, list[float]]) -> tuple[str, list[records.Metric]]:
     """S1-S4 with paired 95% intervals over seeds, plus the generation-quality, guidance,
     calibration and downstream tables."""
     from facekit.methods import synfer
 
-    t0 = time.time()
-    runs = [synfer.run_seed(profile, s, log=lambda m: print(f"[{time.time() - t0:6.0f} s] {m}", flush=True))
-            for s in seeds]
-    per = {k: [r[k] for r in runs] for k in runs[0]}
     au_source = synfer.au_detector(profile)[1]
     cfg = synfer.profile_config(profile)
     extra = {"au_labels": au_source, "fd_space": synfer.FD_SPACE,

@@ -21,8 +21,7 @@ def _pairs_new_scene(ds: PairDataset, indices: Tensor) -> dict[str, Tensor]:
 
     A PairDataset holds the scene within a pair (pose and light only jittered). A contrastive
     loss over persons then matched backdrops instead of faces, and never had to recognise a
-    person across pose and light: held-out verification ROC-AUC 0.58 in the first claims run;
-    0.99 when only the background differed, 0.64-0.69 when only pose and light did.
+    person across pose and light (the verification numbers are in MODEL_CARD.md).
     """
     idx = torch.as_tensor(indices, dtype=torch.int64)
     base, emotion = ds._held(idx)

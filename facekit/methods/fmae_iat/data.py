@@ -19,9 +19,8 @@
   scale, and held-out images of every subject for the identity probe.
 
 Both are framed on the inner face (``framing="face"``), as BP4D and DISFA pipelines align and
-crop: in the head-and-shoulders framing at 48 pixels a full AU12 moves about 2% of the pixels,
-and a ConvEncoder trained 800 steps on 40 subjects reached test ROC-AUC 0.66 on head framing
-against 0.76 on face framing (same subjects, AUs and budget; issue 5's investigation).
+crop: in the head-and-shoulders framing an AU moves too few pixels to be learned at 48 pixels
+(the measurement is in MODEL_CARD.md).
 """
 
 from __future__ import annotations
