@@ -187,11 +187,11 @@ def _read(path: Path) -> dict[str, Any]:
         doc = json.loads(path.read_text())
     except json.JSONDecodeError as err:
         raise ValueError(
-            f"{path} is not valid JSON ({err}); records are written only by facekit.metrics.record"
+            f"{path} is not valid JSON ({err}); records are written only by facekit.records.record"
         ) from err
     if not isinstance(doc, dict) or not isinstance(doc.get("metrics"), dict):
         raise ValueError(
-            f"{path} has no 'metrics' object; records are written only by facekit.metrics.record"
+            f"{path} has no 'metrics' object; records are written only by facekit.records.record"
         )
     return doc
 
