@@ -25,11 +25,13 @@ crop: in the head-and-shoulders framing an AU moves too few pixels to be learned
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import Tensor
 
 from facekit.config import get_device
-from facekit.io import disk_cached, to_uint8
+from facekit.methods.common import render_pool
 from facekit.methods.fmae_iat.config import AUDataConfig, StreamConfig
 from facekit.synth.datasets import FaceDataset, IdentitySplit
 from facekit.synth.params import (
@@ -92,17 +94,6 @@ class FaceStream:
         return self.images(step * self.batch_size + torch.arange(self.batch_size))
 
 
-def _render_set(ds: FaceDataset, aus: tuple[str, ...], chunk: int = 256) -> dict[str, Tensor]:
-    cols = torch.tensor([au_index(a) for a in aus])
-    parts: dict[str, list[Tensor]] = {"image": [], "label": [], "subject": []}
-    for start in range(0, len(ds), chunk):
-        b = ds.batch(torch.arange(start, min(start + chunk, len(ds))))
-        parts["image"].append(to_uint8(b["image"].cpu()))
-        parts["label"].append((b["au"][:, cols].cpu() > AU_ACTIVE).to(torch.uint8))
-        parts["subject"].append(torch.searchsorted(ds.persons, b["person"].cpu()))  # 0..n_persons-1
-    return {k: torch.cat(v) for k, v in parts.items()}
-
-
 def au_datasets(d: AUDataConfig, seed: int) -> dict[str, FaceDataset]:
     """The three datasets of a seed's AU world (their ``config()`` goes on the data card)."""
     world = IdentitySplit(4 * (d.n_subjects + d.n_val_subjects), world_seed=AU_WORLD + seed)
@@ -122,13 +113,23 @@ def au_set(d: AUDataConfig, seed: int) -> dict[str, dict[str, Tensor]]:
     """``{"train", "probe", "val"}`` -> uint8 ``image``, 0/1 ``label`` (N x len(aus)), ``subject``
     (index within the set's subjects); ``train`` and ``probe`` also carry ``fold`` (subject mod
     n_folds). Rendered once per seed and cached on disk."""
-    def make(part: str) -> dict[str, Tensor]:
-        out = _render_set(au_datasets(d, seed)[part], d.aus)
-        if part != "val":
-            out["fold"] = out["subject"] % d.n_folds
-        return out
+    cols = torch.tensor([au_index(a) for a in d.aus])
+    sets = au_datasets(d, seed)
 
-    return {part: disk_cached(f"fmae_iat-{part}", {"data": d, "seed": seed, "v": 1}, lambda p=part: make(p))
+    def rows(part: str) -> Callable[[Tensor], dict[str, Tensor]]:
+        ds = sets[part]
+
+        def chunk(idx: Tensor) -> dict[str, Tensor]:
+            b = ds.batch(idx)
+            out = {"image": b["image"], "label": (b["au"][:, cols].cpu() > AU_ACTIVE).to(torch.uint8),
+                   "subject": torch.searchsorted(ds.persons, b["person"].cpu())}  # 0..n_persons-1
+            if part != "val":
+                out["fold"] = out["subject"] % d.n_folds
+            return out
+
+        return chunk
+
+    return {part: render_pool(f"fmae_iat-{part}", {"data": d, "seed": seed, "v": 1}, len(sets[part]), rows(part))
             for part in ("train", "probe", "val")}
 
 
