@@ -6,6 +6,7 @@ import torch
 from torch import Tensor
 
 from facekit.io import disk_cached, to_uint8
+from facekit.methods.common import render_pool
 from facekit.methods.gencon.config import BIN_NAMES, ORACLE_FIRST_ID, GenConConfig
 from facekit.synth.datasets import FaceDataset
 from facekit.synth.params import EMOTIONS, emotion_matrix, identity_codes, sample_aus, sample_params
@@ -28,27 +29,21 @@ def expression_set(cfg: GenConConfig, split: str) -> dict[str, Tensor]:
     n = d.per_person * len(ids.ids("train")) if split == "train" else d.n_test
     seed = {"train": 11, "val": 12, "test": 13}[split]
 
-    def make() -> dict[str, Tensor]:
-        ds = FaceDataset(n, split=split, identities=ids, seed=seed, size=d.size, style="target",
-                         expressions="neutral")
-        lows, highs = torch.tensor([b[0] for b in d.bins]), torch.tensor([b[1] for b in d.bins])
-        parts: dict[str, list[Tensor]] = {k: [] for k in ("image", "neutral", "emotion", "intensity", "bin", "person")}
-        for start in range(0, n, 256):
-            idx = torch.arange(start, min(n, start + 256))
-            p, extra = ds.params(idx)
-            emotion = (hash_uniform(seed, idx, 301) * len(EMOTIONS)).long()
-            b = (hash_uniform(seed, idx, 302) * len(BIN_NAMES)).long()
-            intensity = lows[b] + (highs[b] - lows[b]) * hash_uniform(seed, idx, 303)
-            intensity = torch.where(emotion == 0, torch.zeros(()), intensity)
-            b = torch.where(emotion == 0, torch.full_like(b, -1), b)
-            au = emotion_matrix()[emotion] * intensity[:, None]
-            for k, v in (("image", to_uint8(ds.render_params(p.replace(au=au)).cpu())),
-                         ("neutral", to_uint8(ds.render_params(p).cpu())), ("emotion", emotion),
-                         ("intensity", intensity), ("bin", b), ("person", extra["person"])):
-                parts[k].append(v)
-        return {k: torch.cat(v) for k, v in parts.items()}
+    ds = FaceDataset(n, split=split, identities=ids, seed=seed, size=d.size, style="target", expressions="neutral")
+    lows, highs = torch.tensor([b[0] for b in d.bins]), torch.tensor([b[1] for b in d.bins])
 
-    return disk_cached(f"gencon-{split}", {"data": d, "split": split, "v": 1}, make)
+    def rows(idx: Tensor) -> dict[str, Tensor]:
+        p, extra = ds.params(idx)
+        emotion = (hash_uniform(seed, idx, 301) * len(EMOTIONS)).long()
+        b = (hash_uniform(seed, idx, 302) * len(BIN_NAMES)).long()
+        intensity = lows[b] + (highs[b] - lows[b]) * hash_uniform(seed, idx, 303)
+        intensity = torch.where(emotion == 0, torch.zeros(()), intensity)
+        b = torch.where(emotion == 0, torch.full_like(b, -1), b)
+        au = emotion_matrix()[emotion] * intensity[:, None]
+        return {"image": ds.render_params(p.replace(au=au)), "neutral": ds.render_params(p), "emotion": emotion,
+                "intensity": intensity, "bin": b, "person": extra["person"]}
+
+    return render_pool(f"gencon-{split}", {"data": d, "split": split, "v": 1}, n, rows, images=("image", "neutral"))
 
 
 def oracle_pairs(cfg: GenConConfig) -> dict[str, Tensor]:
