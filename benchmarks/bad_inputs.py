@@ -204,7 +204,7 @@ def main_battery() -> int:
     from facekit.train import save_pretrained
 
     cfg = comface.profile_config("smoke", 0)
-    path = comface._cache_path(cfg, "smoke")
+    path = comface.cache_path(cfg, "smoke")
     save_pretrained(comface.ComFaceNet(**cfg.model), cfg.model, path)
     w = path / "model.safetensors"
     w.write_bytes(w.read_bytes()[:100])

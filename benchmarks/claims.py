@@ -3,10 +3,12 @@
     python benchmarks/claims.py --method comface [--profile cpu] [--seeds 0 1 2]
 
 Writes metric records to ``results/<profile>/claims_<method>.json`` (through
-``facekit.metrics.record``), prints a Markdown table and replaces the method's section in
+``facekit.records.record``), prints a Markdown table and replaces the method's section in
 ``benchmarks/RESULTS.md`` (machine, commit, date, command, wall time). A claim holds when every
 seed goes the claimed way and the 95% interval of the paired difference excludes zero
-(``facekit.metrics.claim_holds``). Methods register in ``CLAIMS``; later issues add theirs.
+(``facekit.metrics.claim_holds``). The seeds run in one loop for every method (:func:`run_seeds`);
+each method's ``CLAIMS`` (its package) says which metrics are claims, and ``claims_<method>.py``
+beside this file turns the per-seed metrics into that method's records and tables.
 """
 
 from __future__ import annotations
@@ -22,12 +24,12 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from facekit import metrics
+from facekit import metrics, records
 from facekit.config import get_profile
 
 HERE = Path(__file__).parent
 RESULTS_MD = HERE / "RESULTS.md"
-ClaimsFn = Callable[[str, Sequence[int]], tuple[str, list[metrics.Metric]]]
+ClaimsFn = Callable[[str, Sequence[int], dict[str, list[float]]], tuple[str, list[records.Metric]]]
 
 
 def methods() -> list[str]:
@@ -43,6 +45,18 @@ def claims_fn(method: str) -> ClaimsFn:
     return importlib.import_module(f"claims_{method}").claims
 
 
+def run_seeds(method: str, profile: str, seeds: Sequence[int]) -> dict[str, list[float]]:
+    """The one seeds loop: the method's ``run_seed`` for each seed (training or loading its models),
+    as ``{metric: [value of each seed]}`` for the metrics every seed wrote."""
+    from facekit.methods import method_module
+
+    t0 = time.time()
+    runs = [method_module(method).run_seed(profile, s, log=lambda msg: print(f"[{time.time() - t0:6.0f} s] {msg}",
+                                                                             flush=True))
+            for s in seeds]
+    return {k: [r[k] for r in runs] for k in runs[0] if all(k in r for r in runs)}
+
+
 def fmt(values: Sequence[float], digits: int = 3) -> str:
     """Mean [95% t interval] over seeds (just the value with one seed)."""
     if len(values) < 2:
@@ -51,13 +65,13 @@ def fmt(values: Sequence[float], digits: int = 3) -> str:
     return f"{m:.{digits}g} [{lo:.{digits}g}, {hi:.{digits}g}]"
 
 
-def seed_metric(name: str, values: Sequence[float], seeds: Sequence[int], **extra: object) -> metrics.Metric:
+def seed_metric(name: str, values: Sequence[float], seeds: Sequence[int], **extra: object) -> records.Metric:
     vals = tuple(float(v) for v in values)
     if len(vals) >= 2:
         m, lo, hi = metrics.mean_ci(vals)
-        return metrics.Metric(name, m, ci=(lo, hi), n=len(vals), seeds=tuple(seeds), values=vals, ci_method="t",
+        return records.Metric(name, m, ci=(lo, hi), n=len(vals), seeds=tuple(seeds), values=vals, ci_method="t",
                               extra=dict(extra))
-    return metrics.Metric(name, vals[0], n=1, seeds=tuple(seeds), values=vals, extra=dict(extra))
+    return records.Metric(name, vals[0], n=1, seeds=tuple(seeds), values=vals, extra=dict(extra))
 
 
 
@@ -77,7 +91,7 @@ def _machine() -> str:
 def update_results_md(method: str, body: str, command: str, wall_s: float) -> None:
     """Replace (or append) the ``## Claims: <method>`` section of benchmarks/RESULTS.md."""
     header = f"## Claims: {method} (`benchmarks/claims.py --method {method}`)"
-    meta = (f"- machine: {_machine()}\n- commit: `{metrics.git_revision()}`\n"
+    meta = (f"- machine: {_machine()}\n- commit: `{records.git_revision()}`\n"
             f"- date: {datetime.now(UTC).isoformat(timespec='seconds')}\n- command: `{command}`\n"
             f"- wall time: {wall_s / 60:.1f} min (this command only: models already cached in FACEKIT_CACHE "
             "are loaded, not retrained)\n")
@@ -99,9 +113,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     if len(args.seeds) < 3 and profile == "cpu":
         print(f"note: {len(args.seeds)} seed(s); claims need at least 3 seeds at the cpu profile", file=sys.stderr)
     t0 = time.time()
-    body, recs = claims_fn(args.method)(profile, args.seeds)
+    body, recs = claims_fn(args.method)(profile, args.seeds, run_seeds(args.method, profile, args.seeds))
     wall = time.time() - t0
-    path = metrics.record(f"claims_{args.method}", recs, profile=profile, seeds=args.seeds)
+    path = records.record(f"claims_{args.method}", recs, profile=profile, seeds=args.seeds)
     command = "python benchmarks/claims.py " + " ".join(argv if argv is not None else sys.argv[1:])
     print(body)
     print(f"\nrecords: {path}; wall time {wall / 60:.1f} min")

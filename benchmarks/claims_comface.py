@@ -2,25 +2,19 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 
 import numpy as np
 from claims import fmt, seed_metric
 
-from facekit import metrics
+from facekit import metrics, records
 
 
-def claims(profile: str, seeds: Sequence[int]) -> tuple[str, list[metrics.Metric]]:
+def claims(profile: str, seeds: Sequence[int], per: dict[str, list[float]]) -> tuple[str, list[records.Metric]]:
     """C1 (300 labelled pairs: ComFace MAE below SimCLR and PCA on all three tasks) and C2
     (inter-head verification ROC-AUC >= 0.95 on held-out identities), plus the transfer table."""
     from facekit.methods import comface
 
-    t0 = time.time()
-    runs = []
-    for s in seeds:
-        runs.append(comface.run_seed(profile, s, log=lambda msg: print(f"[{time.time() - t0:6.0f} s] {msg}", flush=True)))
-    per = {k: [r[k] for r in runs] for k in runs[0]}
     cfg = comface.profile_config(profile)
     n_mid = sorted(cfg.data.n_labelled)[len(cfg.data.n_labelled) // 2]
     recs = [seed_metric(k, v, seeds) for k, v in per.items()]
@@ -33,7 +27,7 @@ def claims(profile: str, seeds: Sequence[int]) -> tuple[str, list[metrics.Metric
             theirs = per[f"{base}/{task}/n{n_mid}/mae"]
             d = metrics.paired_difference(ours, theirs, higher_is_better=False)
             c1.append(d.holds)
-            recs.append(metrics.Metric(f"C1/{task}/comface_minus_{base}/mae", d.mean, ci=(d.low, d.high), n=d.n,
+            recs.append(records.Metric(f"C1/{task}/comface_minus_{base}/mae", d.mean, ci=(d.low, d.high), n=d.n,
                                        seeds=tuple(seeds), values=tuple(np.subtract(ours, theirs)), ci_method="t",
                                        extra={"every_seed": d.every_seed, "holds": d.holds}))
             lines.append(f"| C1 | {task} MAE ({comface.FACTOR_UNITS[task]}), n={n_mid}: ComFace < {base} | {fmt(ours)} | "
@@ -42,8 +36,8 @@ def claims(profile: str, seeds: Sequence[int]) -> tuple[str, list[metrics.Metric
     d2 = metrics.paired_difference(auc, [0.95] * len(auc), higher_is_better=True)
     lines.append(f"| C2 | verification ROC-AUC >= 0.95 (age +30 y and strong expression, held-out target-style persons) "
                  f"| {fmt(auc)} | 0.95 | {fmt(list(np.subtract(auc, 0.95)))} | {d2.every_seed} | {d2.holds} |")
-    recs.append(metrics.Metric("C1/holds", float(all(c1)), extra={"parts": len(c1), "parts_holding": sum(c1)}))
-    recs.append(metrics.Metric("C2/holds", float(d2.holds), extra={"every_seed": d2.every_seed, "ci": [d2.low, d2.high]}))
+    recs.append(records.Metric("C1/holds", float(all(c1)), extra={"parts": len(c1), "parts_holding": sum(c1)}))
+    recs.append(records.Metric("C2/holds", float(d2.holds), extra={"every_seed": d2.every_seed, "ci": [d2.low, d2.high]}))
     lines += ["", f"C1 holds: **{all(c1)}** ({sum(c1)}/{len(c1)} comparisons). C2 holds: **{d2.holds}**.", "",
               "### Transfer (target style, unseen persons; MAE in task units, Spearman rho)", "",
               "| method | task | labelled pairs | MAE | Spearman |", "|---|---|---|---|---|"]

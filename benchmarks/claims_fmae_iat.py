@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 
 import numpy as np
 from claims import fmt, seed_metric
 
-from facekit import metrics
-
-# F4 reads "at least as good": non-inferiority with a margin of 1 F1 point (about the size of
-# the paper's IAT gains, 0.5-1.4 points), i.e. the interval of linear - MLP lies above -0.01.
-F4_MARGIN = 0.01
+from facekit import metrics, records
+from facekit.methods.fmae_iat import F4_MARGIN
 
 
 def _row(claim: str, what: str, ours: list[float], theirs: list[float], d: metrics.PairedDifference) -> str:
@@ -20,16 +16,12 @@ def _row(claim: str, what: str, ours: list[float], theirs: list[float], d: metri
             f"{d.every_seed} | {d.holds} |")
 
 
-def claims(profile: str, seeds: Sequence[int]) -> tuple[str, list[metrics.Metric]]:
+def claims(profile: str, seeds: Sequence[int], per: dict[str, list[float]]) -> tuple[str, list[records.Metric]]:
     """F1 (MAE beats scratch), F2 (IAT beats no IAT), F3 (IAT removes at least half of the
     identity probe's distance to chance), F4 (linear identity head at least as good as MLP),
     plus the per-AU table and the chosen reversal scales."""
     from facekit.methods import fmae_iat
 
-    t0 = time.time()
-    runs = [fmae_iat.run_seed(profile, s, log=lambda msg: print(f"[{time.time() - t0:6.0f} s] {msg}", flush=True))
-            for s in seeds]
-    per = {k: [r[k] for r in runs] for k in runs[0] if all(k in r for r in runs)}
     recs = [seed_metric(k, v, seeds) for k, v in per.items()]
     f1 = {name: per[f"{name}/f1"] for name in fmae_iat.VARIANT_NAMES}
     probe = {name: per[f"{name}/probe"] for name in fmae_iat.VARIANT_NAMES}
@@ -45,7 +37,7 @@ def claims(profile: str, seeds: Sequence[int]) -> tuple[str, list[metrics.Metric
         lines.append(_row(name, what, ours, theirs, d))
         if not np.all(np.isfinite(np.subtract(ours, theirs))):
             return  # records hold finite numbers only; the table shows nan and the claim does not hold
-        recs.append(metrics.Metric(f"{name}/difference", d.mean, ci=(d.low, d.high), n=d.n, seeds=tuple(seeds),
+        recs.append(records.Metric(f"{name}/difference", d.mean, ci=(d.low, d.high), n=d.n, seeds=tuple(seeds),
                                    values=tuple(np.subtract(ours, theirs)), ci_method="t",
                                    extra={"every_seed": d.every_seed, "holds": d.holds, **(extra or {})}))
 
@@ -65,7 +57,7 @@ def claims(profile: str, seeds: Sequence[int]) -> tuple[str, list[metrics.Metric
           f1["iat_linear"], f1["iat_mlp"], d4, {"margin": F4_MARGIN})
     strict4 = metrics.paired_difference(f1["iat_linear"], f1["iat_mlp"])
     for name, ok in holds.items():
-        recs.append(metrics.Metric(f"{name}/holds", float(ok)))
+        recs.append(records.Metric(f"{name}/holds", float(ok)))
     lines += ["", "Holds: " + ", ".join(f"{k} **{v}**" for k, v in holds.items()) + ". "
               f"F4 read strictly (linear beats MLP): {strict4.holds}. F3's row shows the share of the probe's distance "
               "to chance that IAT removed, per seed, against 0.5.", "",

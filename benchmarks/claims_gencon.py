@@ -2,32 +2,27 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 
 import numpy as np
 from claims import fmt, seed_metric
 
-from facekit import metrics
+from facekit import metrics, records
 
 
-def claims(profile: str, seeds: Sequence[int]) -> tuple[str, list[metrics.Metric]]:
+def claims(profile: str, seeds: Sequence[int], per: dict[str, list[float]]) -> tuple[str, list[records.Metric]]:
     """G1 (reference contrast beats the single-image baseline in held-out accuracy) and G2 (the
     gain is largest in the low-intensity bin), plus accuracy / macro-F1 per bin and the
     reference-quality table."""
     from facekit.methods import gencon
 
-    t0 = time.time()
-    runs = [gencon.run_seed(profile, s, log=lambda msg: print(f"[{time.time() - t0:6.0f} s] {msg}", flush=True))
-            for s in seeds]
-    per = {k: [r[k] for r in runs] for k in runs[0]}
     recs = [seed_metric(k, v, seeds) for k, v in per.items()]
     lines = [f"### Claims ({profile} profile, seeds {list(seeds)}; mean [95% t interval] over seeds)", "",
              "| claim | comparison | reference contrast | baseline | difference | every seed | holds |",
              "|---|---|---|---|---|---|---|"]
     ours, theirs = per["gencon/acc"], per["single/acc"]
     g1 = metrics.paired_difference(ours, theirs)
-    recs.append(metrics.Metric("G1/gencon_minus_single/acc", g1.mean, ci=(g1.low, g1.high), n=g1.n, seeds=tuple(seeds),
+    recs.append(records.Metric("G1/gencon_minus_single/acc", g1.mean, ci=(g1.low, g1.high), n=g1.n, seeds=tuple(seeds),
                                values=tuple(np.subtract(ours, theirs)), ci_method="t",
                                extra={"every_seed": g1.every_seed, "holds": g1.holds}))
     lines.append(f"| G1 | held-out accuracy, all intensities: reference contrast > single image | {fmt(ours)} | "
@@ -35,14 +30,14 @@ def claims(profile: str, seeds: Sequence[int]) -> tuple[str, list[metrics.Metric
     gains = {b: np.subtract(per[f"gencon/acc_{b}"], per[f"single/acc_{b}"]) for b in gencon.BIN_NAMES}
     other = np.maximum(gains["medium"], gains["high"])
     g2 = metrics.paired_difference(gains["low"], other)
-    recs.append(metrics.Metric("G2/low_gain_minus_best_other_gain", g2.mean, ci=(g2.low, g2.high), n=g2.n,
+    recs.append(records.Metric("G2/low_gain_minus_best_other_gain", g2.mean, ci=(g2.low, g2.high), n=g2.n,
                                seeds=tuple(seeds), values=tuple(gains["low"] - other), ci_method="t",
                                extra={"every_seed": g2.every_seed, "holds": g2.holds}))
     lines.append(f"| G2 | accuracy gain in the low bin > the larger of the medium and high gains | "
                  f"{fmt(list(gains['low']))} | {fmt(list(other))} | {fmt(list(gains['low'] - other))} | "
                  f"{g2.every_seed} | {g2.holds} |")
-    recs.append(metrics.Metric("G1/holds", float(g1.holds), extra={"every_seed": g1.every_seed, "ci": [g1.low, g1.high]}))
-    recs.append(metrics.Metric("G2/holds", float(g2.holds), extra={"every_seed": g2.every_seed, "ci": [g2.low, g2.high]}))
+    recs.append(records.Metric("G1/holds", float(g1.holds), extra={"every_seed": g1.every_seed, "ci": [g1.low, g1.high]}))
+    recs.append(records.Metric("G2/holds", float(g2.holds), extra={"every_seed": g2.every_seed, "ci": [g2.low, g2.high]}))
     lines += ["", f"G1 holds: **{g1.holds}**. G2 holds: **{g2.holds}**.", "",
               "### Expression classification on held-out persons (target style; 8 classes, chance 0.125)", "",
               "Bins hold the expressive faces of each intensity range (low 0.15-0.4, medium 0.4-0.7, high 0.7-1.0); "

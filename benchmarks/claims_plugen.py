@@ -2,41 +2,30 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 
 import numpy as np
-import pandas as pd
 from claims import fmt, seed_metric
 
-from facekit import metrics
-
-P2_BOUND = 1e-4
+from facekit import metrics, records
 
 
 def _diff_metric(name: str, a: Sequence[float], b: Sequence[float], seeds: Sequence[int],
-                 higher_is_better: bool) -> tuple[metrics.Metric, metrics.PairedDifference]:
+                 higher_is_better: bool) -> tuple[records.Metric, metrics.PairedDifference]:
     d = metrics.paired_difference(a, b, higher_is_better=higher_is_better)
-    m = metrics.Metric(name, d.mean, ci=(d.low, d.high), n=d.n, seeds=tuple(seeds), values=tuple(np.subtract(a, b)),
+    m = records.Metric(name, d.mean, ci=(d.low, d.high), n=d.n, seeds=tuple(seeds), values=tuple(np.subtract(a, b)),
                        ci_method="t", extra={"every_seed": d.every_seed, "holds": d.holds})
     return m, d
 
 
-def claims(profile: str, seeds: Sequence[int]) -> tuple[str, list[metrics.Metric]]:
+def claims(profile: str, seeds: Sequence[int], per: dict[str, list[float]]) -> tuple[str, list[records.Metric]]:
     """P1 (identity cosine at matched attribute success: PluGeN4Faces above PluGeN and above
     linear directions, held-out persons) and P2 (float64 round trip of the flow within 1e-4
     relative error on held-out codes), plus matched-success, curve and oracle tables."""
-    from facekit.methods import plugen_eval
-    from facekit.methods.plugen import ATTRIBUTE_NAMES
-    from facekit.methods.plugen_viz import METHOD_LABELS
+    from facekit.methods.plugen import ATTRIBUTE_NAMES, P2_BOUND
+    from facekit.methods.plugen.evaluate import AMOUNTS
+    from facekit.methods.plugen.viz import METHOD_LABELS
 
-    t0 = time.time()
-    runs, curves = [], []
-    for s in seeds:
-        out, c = plugen_eval.run_seed(profile, s, log=lambda msg: print(f"[{time.time() - t0:6.0f} s] {msg}", flush=True))
-        runs.append(out)
-        curves.append(c)
-    per = {k: [r[k] for r in runs] for k in runs[0] if all(k in r for r in runs)}
     recs = [seed_metric(k, v, seeds) for k, v in per.items()]
     ours = "plugen4faces"
     lines = [f"### Claims ({profile} profile, seeds {list(seeds)}; mean [95% t interval] over seeds)", "",
@@ -61,8 +50,8 @@ def claims(profile: str, seeds: Sequence[int]) -> tuple[str, list[metrics.Metric
     lines.append(f"| P2 | float64 round trip f^-1(f(z)), max relative error over {len(seeds)} x held-out test codes "
                  f"< {P2_BOUND:g} | {fmt(inv)} | {P2_BOUND:g} | {fmt(list(np.subtract(inv, P2_BOUND)))} | "
                  f"{d2.every_seed} | {d2.holds} |")
-    recs.append(metrics.Metric("P1/holds", float(all(p1)), extra={"parts": len(p1), "parts_holding": sum(p1)}))
-    recs.append(metrics.Metric("P2/holds", float(d2.holds), extra={"every_seed": d2.every_seed}))
+    recs.append(records.Metric("P1/holds", float(all(p1)), extra={"parts": len(p1), "parts_holding": sum(p1)}))
+    recs.append(records.Metric("P2/holds", float(d2.holds), extra={"every_seed": d2.every_seed}))
     lines += ["", f"P1 holds: **{all(p1)}** ({sum(p1)}/{len(p1)} comparisons on the identity cosine). "
               f"P2 holds: **{d2.holds}**.", "",
               "P2 in float32 (the precision the editor runs in), max relative error: "
@@ -74,13 +63,14 @@ def claims(profile: str, seeds: Sequence[int]) -> tuple[str, list[metrics.Metric
     for attr in ATTRIBUTE_NAMES:
         cells = [fmt(per[f"matched/{m}/{attr}/id_cos"]) for m in ("plugen4faces", "plugen", "linear")]
         lines.append(f"| {attr} | {fmt(per[f'matched/{attr}/s_star'])} | " + " | ".join(cells) + " |")
-    allc = pd.concat(curves)
     lines += ["", "### Curves: edit strength vs success and identity (mean over attributes, then over seeds)", "",
               "| method | strength | attribute success | identity cosine | identity-code error |", "|---|---|---|---|---|"]
     for method in ("plugen4faces", "plugen", "linear"):
-        for amount in sorted(allc["amount"].unique()):
-            g = allc[(allc["method"] == method) & (allc["amount"] == amount)].groupby("seed")
-            cells = [fmt(list(g[c].mean())) for c in ("success", "id_cos", "code_dist")]
+        for amount in (0.0, *AMOUNTS):  # 0: the unedited reconstruction
+            cells = []
+            for c in ("success", "id_cos", "code_dist"):
+                per_attr = [per[k] for a in ATTRIBUTE_NAMES if (k := f"curve/{method}/{a}/{amount:g}/{c}") in per]
+                cells.append(fmt(list(np.mean(per_attr, axis=0))))
             lines.append(f"| {method} | {amount:g} | " + " | ".join(cells) + " |")
     lines += ["", "| method | PSNR outside the edited region (dB) | SSIM outside |", "|---|---|---|"]
     for method in ("plugen4faces", "plugen", "linear"):

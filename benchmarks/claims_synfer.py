@@ -2,22 +2,13 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 
 import numpy as np
 from claims import fmt, seed_metric
 
-from facekit import metrics
+from facekit import metrics, records
 
-CLAIMS = (  # (id, statement, ours, baseline)
-    ("S1", "(b) MoCo v3 on 5x synthetic, fine-tuned, beats (a) labelled only: test accuracy", "down/b_moco",
-     "down/a_labelled"),
-    ("S2", "(c) synthetic only: 5x beats 1x: test accuracy", "down/c_5x", "down/c_1x"),
-    ("S3", "(d) the calibrator improves (c) at 5x: test accuracy", "down/d_5x", "down/c_5x"),
-    ("S4", "AU-conditioned generation has higher AU-control F1 than text-only", "quality/au_text/au_f1",
-     "quality/text/au_f1"),
-)
 ROWS = {
     "down/a_labelled": "(a) small labelled set only, from scratch",
     "down/b_moco": "(b) MoCo v3 on 5x synthetic, then fine-tuned on the labelled set",
@@ -28,15 +19,11 @@ ROWS = {
 }
 
 
-def claims(profile: str, seeds: Sequence[int]) -> tuple[str, list[metrics.Metric]]:
+def claims(profile: str, seeds: Sequence[int], per: dict[str, list[float]]) -> tuple[str, list[records.Metric]]:
     """S1-S4 with paired 95% intervals over seeds, plus the generation-quality, guidance,
     calibration and downstream tables."""
-    from facekit.methods import synfer, synfer_downstream
+    from facekit.methods import synfer
 
-    t0 = time.time()
-    runs = [synfer_downstream.run_seed(profile, s, log=lambda m: print(f"[{time.time() - t0:6.0f} s] {m}", flush=True))
-            for s in seeds]
-    per = {k: [r[k] for r in runs] for k in runs[0]}
     au_source = synfer.au_detector(profile)[1]
     cfg = synfer.profile_config(profile)
     extra = {"au_labels": au_source, "fd_space": synfer.FD_SPACE,
@@ -49,11 +36,11 @@ def claims(profile: str, seeds: Sequence[int]) -> tuple[str, list[metrics.Metric
              f"{cfg.data.n_test} per class. AU labels of the pool: {au_source}. Generator: {extra['generator']}.", "",
              "| claim | comparison | ours | baseline | difference | every seed | holds |", "|---|---|---|---|---|---|---|"]
     held = {}
-    for cid, text, ours_k, base_k in CLAIMS:
+    for cid, text, ours_k, base_k in ((c.id, c.statement, c.ours, c.baseline) for c in synfer.CLAIMS):
         ours, base = per[ours_k], per[base_k]
         d = metrics.paired_difference(ours, base, higher_is_better=True)
         held[cid] = d.holds
-        recs.append(metrics.Metric(f"{cid}/difference", d.mean, ci=(d.low, d.high), n=d.n, seeds=tuple(seeds),
+        recs.append(records.Metric(f"{cid}/difference", d.mean, ci=(d.low, d.high), n=d.n, seeds=tuple(seeds),
                                    values=tuple(np.subtract(ours, base)), ci_method="t",
                                    extra={"every_seed": d.every_seed, "holds": d.holds, "ours": ours_k,
                                           "baseline": base_k, **extra}))

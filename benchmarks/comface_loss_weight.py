@@ -13,7 +13,8 @@ import time
 
 import torch
 
-from facekit.methods import baselines, comface
+from facekit.methods import comface
+from facekit.methods.comface import evaluate as baselines
 
 
 def main() -> None:

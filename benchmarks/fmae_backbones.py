@@ -23,7 +23,7 @@ from torch import Tensor, nn
 
 from facekit import metrics
 from facekit.methods import fmae_iat
-from facekit.methods.fmae_iat_data import au_set, fold_split
+from facekit.methods.fmae_iat.data import au_set, fold_split
 from facekit.models import ConvEncoder
 from facekit.models.heads import AUHead
 from facekit.train import fit

@@ -19,7 +19,7 @@ import torch
 
 from facekit.config import get_device
 from facekit.methods import fmae_iat
-from facekit.methods.fmae_iat_data import FaceStream
+from facekit.methods.fmae_iat.data import FaceStream
 from facekit.metrics import git_revision
 from facekit.models.vit_mae import FaceMAE
 

@@ -36,18 +36,17 @@ import pandas as pd
 import torch
 
 from facekit.config import cache_dir, get_device, get_profile
-from facekit.methods import method_module
+from facekit.methods import METHODS, method_module
+from facekit.methods.base import CAPABILITIES
 from facekit.real.align import FaceRecord, align_faces
 from facekit.real.load import MAX_SIDE, Source, check_path, expands, walk
 from facekit.synth.params import EMOTIONS
 from facekit.train import DamagedModelError
 
-NOTEBOOKS = {
-    "comface": "notebooks/02_comface.ipynb",
-    "fmae_iat": "notebooks/03_mae_iat_au.ipynb",
-    "gencon": "notebooks/05_reference_faces.ipynb",
-    "plugen": "notebooks/06_identity_aware_editing.ipynb",
-}
+# The Analyzer's named model slots (as py-feat's Detector has), their default methods, and the
+# capability (facekit.methods.base) a model in the slot must have.
+SLOTS = {"au_model": "fmae_iat", "expression_model": "gencon", "identity_model": "comface",
+         "change_model": "comface", "reference_model": "gencon", "editor": "plugen"}
 CHUNK = 64  # photos aligned and scored at a time, so a large folder is never all in memory
 DOMAIN_GAP = "trained on synthetic faces only; on real photos treat it as indicative, not calibrated"
 CAVEATS = {
@@ -68,7 +67,7 @@ class ModelMissingError(RuntimeError):
 
 
 def _hint(method: str, profile: str, seed: int) -> str:
-    nb = NOTEBOOKS.get(method)
+    nb = getattr(method_module(method), "NOTEBOOK", None)
     where = f"run {nb} at profile {profile!r}, or " if nb else ""
     return f"{where}`facekit train {method} --profile {profile} --seed {seed}`"
 
@@ -106,11 +105,19 @@ class Analyzer:
     ``fallback="center"`` crops the middle of photos without a detected face (for photos that are
     already face crops) instead of leaving them out. ``models`` replaces cached models by name
     (``{"comface": model}``), for models you trained yourself.
+
+    The named slots (``au_model``, ``expression_model``, ``identity_model``, ``change_model``,
+    ``reference_model``, ``editor``) say which model does what: a method name (its cached
+    model), a model object, or ``None`` to leave the slot empty. A model must have the slot's
+    capability (:mod:`facekit.methods.base`), e.g. ``Analyzer(au_model=my_detector)``.
     """
 
     def __init__(self, profile: str | None = None, seed: int = 0, *, size: int = 64, detector: str = "haar",
                  fallback: str | None = None, device: str | torch.device | None = None,
-                 models: Mapping[str, Any] | None = None) -> None:
+                 models: Mapping[str, Any] | None = None, au_model: Any = SLOTS["au_model"],
+                 expression_model: Any = SLOTS["expression_model"], identity_model: Any = SLOTS["identity_model"],
+                 change_model: Any = SLOTS["change_model"], reference_model: Any = SLOTS["reference_model"],
+                 editor: Any = SLOTS["editor"]) -> None:
         self.profile = get_profile(profile)
         cache_dir(), get_device(device)  # a bad FACEKIT_CACHE or FACEKIT_DEVICE is one error now, not a "missing" model
         self.seed = seed
@@ -119,6 +126,14 @@ class Analyzer:
         self._given = set(self._models)
         self._missing: dict[str, str] = {}
         self._damaged: set[str] = set()
+        self.slots: dict[str, Any] = {"au_model": au_model, "expression_model": expression_model,
+                                      "identity_model": identity_model, "change_model": change_model,
+                                      "reference_model": reference_model, "editor": editor}
+        for slot, value in self.slots.items():
+            if isinstance(value, str):
+                method_module(value)  # an unknown method name is an error now, not at the first photo
+            elif value is not None:
+                self._check(slot, value)
 
     # ------------------------------------------------------------------ models
 
@@ -145,6 +160,25 @@ class Analyzer:
         except ModelMissingError:
             return None
 
+    @staticmethod
+    def _check(slot: str, model: Any) -> Any:
+        need = CAPABILITIES[slot]
+        if not isinstance(model, need):
+            raise TypeError(f"{slot}={type(model).__name__} does not have the {need.__name__} capability; pass a "
+                            f"model with {need.__doc__.split(':')[0].strip()} (see facekit.methods.base.{need.__name__})"
+                            ", a method name, or None")
+        return model
+
+    def slot(self, slot: str, *, required: bool = False) -> Any | None:
+        """The model in a named slot (loaded once), checked against its capability; ``None`` when
+        the slot is empty or its model is not cached, or :class:`ModelMissingError` when ``required``."""
+        value = self.slots[slot]
+        if value is None and required:
+            raise ModelMissingError(f"the {slot} slot is empty; pass {slot}=<method name or model>")
+        if isinstance(value, str):
+            value = self.model(value) if required else self._optional(value)
+        return None if value is None else self._check(slot, value)
+
     def missing(self) -> dict[str, str]:
         """The models tried and not usable (missing, or damaged: the note starts ``damaged:`` and
         names the file), each with the command that makes it."""
@@ -162,17 +196,22 @@ class Analyzer:
         """One row per model the Analyzer can use: available or not (``state`` says missing or
         damaged), and how to make it."""
         rows = []
-        for method in NOTEBOOKS:
+        for method in self._slot_methods():
             state = self.state(method)
             ok = state in ("loaded", "given")
             rows.append({"model": method, "available": ok, "state": state, "note": "" if ok else self._missing[method]})
         return pd.DataFrame(rows).set_index("model")
 
-    def models_note(self, methods: Sequence[str] = ("fmae_iat", "gencon", "comface")) -> dict[str, dict[str, Any]]:
-        """Which model made each group of columns: state, profile and seed, or why it is absent;
-        written beside every table so a reader knows which columns are empty on purpose."""
+    def _slot_methods(self, slots: Sequence[str] = tuple(SLOTS)) -> list[str]:
+        """The methods named in ``slots``, once each, in the package order."""
+        named = {self.slots[s] for s in slots if isinstance(self.slots[s], str)}
+        return [m for m in METHODS if m in named]
+
+    def models_note(self) -> dict[str, dict[str, Any]]:
+        """Which model made each group of the table's columns: state, profile and seed, or why it is
+        absent; written beside every table so a reader knows which columns are empty on purpose."""
         note = {}
-        for method in methods:
+        for method in self._slot_methods(("au_model", "expression_model", "identity_model")):
             state = self.state(method)
             entry: dict[str, Any] = {"state": state, "profile": self.profile, "seed": self.seed}
             if state == "given":
@@ -185,8 +224,8 @@ class Analyzer:
     def columns(self) -> list[str]:
         """The table's columns, the same whichever models are cached (AU names and expression
         classes come from the model when it is there, else from the profile's configuration)."""
-        au, expr = self._optional("fmae_iat"), self._optional("gencon")
-        aus = list(au.aus) if au is not None else list(method_module("fmae_iat").profile_config(
+        au, expr = self.slot("au_model"), self.slot("expression_model")
+        aus = list(au.aus) if au is not None else list(method_module(SLOTS["au_model"]).profile_config(
             self.profile, self.seed).data.aus)
         classes = list(expr.classes) if expr is not None else list(EMOTIONS)
         return [*BASE_COLUMNS, *aus, *(f"p_{c}" for c in classes), "expression", "identity_embedding"]
@@ -235,7 +274,7 @@ class Analyzer:
         """One row per input face: ``source``, ``status``, ``reason``, the face box, AU probabilities
         (``AU1`` ...), expression probabilities (``p_neutral`` ...) and ``expression``, and
         ``identity_embedding``. Inputs that gave no face keep their row, with status and reason."""
-        au, expr, idm = self._optional("fmae_iat"), self._optional("gencon"), self._optional("comface")
+        au, expr, idm = self.slot("au_model"), self.slot("expression_model"), self.slot("identity_model")
         rows: list[dict[str, Any]] = []
         for crops, records in self._batches(images):
             scores: dict[str, np.ndarray] = {}
@@ -269,9 +308,9 @@ class Analyzer:
     def compare(self, a: Source, b: Source) -> pd.DataFrame:
         """Two photos of (probably) one person: the identity similarity and the estimated changes
         from ``a`` to ``b`` (expression, weight, age), one row each with its unit and caveat."""
-        model = self.model("comface")
+        model, ident = self.slot("change_model", required=True), self.slot("identity_model", required=True)
         fa, fb = same_colour_space(self.face(a, what="compare(a)"), self.face(b, what="compare(b)"))
-        rows = [{"quantity": "identity_similarity", "value": float(model.similarity(fa, fb)[0])}]
+        rows = [{"quantity": "identity_similarity", "value": float(ident.similarity(fa, fb)[0])}]
         for task in model.tasks:
             rows.append({"quantity": f"{task}_change", "value": float(model.predict_change(fa, fb, task)[0])})
         df = pd.DataFrame(rows)
@@ -284,7 +323,7 @@ class Analyzer:
     def reference(self, image: Source) -> torch.Tensor:
         """The generated neutral face of the person in ``image`` (``3 x S x S`` in [0, 1]). A photo
         with no detected face still gets one, from its central square, with a warning."""
-        model = self.model("gencon")
+        model = self.slot("reference_model", required=True)
         return model.reference(self.face(image, what="reference", allow_fallback=True))[0]
 
     def edit(self, image: Source, *, method: str = "plugen4faces", optimise_steps: int = 50,
@@ -294,7 +333,7 @@ class Analyzer:
         smile (levels outside are clipped with a warning). A real photo is embedded by the encoder
         plus ``optimise_steps`` of latent optimisation, as e4e + optimisation does. Unknown
         attributes and photos without a face are errors, not guesses."""
-        model = self.model("plugen")
+        model = self.slot("editor", required=True)
         unknown = sorted(set(levels) - set(model.attributes))
         if unknown:
             raise ValueError(f"cannot edit {unknown}: the plugin was trained on {list(model.attributes)}")

@@ -49,7 +49,7 @@ def _synth(args: argparse.Namespace) -> int:
 
 
 def _cards(args: argparse.Namespace) -> int:
-    from facekit.synth.cards import write_all
+    from facekit.cards import write_all
 
     if problem := out_folder("--out", args.out):
         return _error(problem)

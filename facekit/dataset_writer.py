@@ -92,8 +92,8 @@ def write_dataset(out: Path, ds: Any, n: int, batch_size: int, *, overwrite: boo
     with their labels and data card; see the module docstring for the guarantees. Raises
     :class:`DatasetBusyError`, or ``FileExistsError`` when ``out`` changed so that it may not be
     replaced while we rendered; on any error or Ctrl-C ``out`` is as it was."""
+    from facekit.cards import card_text, describe
     from facekit.io import atomic_write
-    from facekit.synth.cards import card_text, describe
     from facekit.viz import png_bytes
 
     out = out.absolute()

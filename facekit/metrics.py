@@ -1,26 +1,16 @@
-"""Metric functions, confidence intervals, and the metric record writer.
+"""Metric functions and confidence intervals (the records they end up in: :mod:`facekit.records`).
 
-Every notebook reports its headline numbers through :func:`record`, which writes
-``results/<profile>/<notebook>.json``; the pilot report and the benchmarks read only these
-records (:func:`load_records`). A claim ("method A beats baseline B") is checked with
-:func:`claim_holds`: every seed must go the claimed way *and* the interval of the paired
-difference must exclude zero.
+A claim ("method A beats baseline B") is checked with :func:`claim_holds`: every seed must go
+the claimed way *and* the interval of the paired difference must exclude zero.
 
 Metric functions take numpy arrays, torch tensors or lists and return a plain ``float``.
 """
 
 from __future__ import annotations
 
-import functools
-import json
 import math
-import re
-import subprocess
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any, NamedTuple
+from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -28,20 +18,13 @@ import torch.nn.functional as F
 from scipy import stats
 from sklearn import metrics as skm
 
-import facekit
-from facekit.config import config_hash, get_profile, results_dir
-from facekit.io import atomic_write
-
 __all__ = [
     "Interval",
-    "Metric",
     "PairedDifference",
     "accuracy",
     "bootstrap_ci",
     "claim_holds",
     "frechet_distance",
-    "git_revision",
-    "load_records",
     "macro_f1",
     "mae",
     "mean_ci",
@@ -50,7 +33,6 @@ __all__ = [
     "optimistic_best_threshold_f1",
     "paired_difference",
     "psnr",
-    "record",
     "roc_auc",
     "spearman",
     "ssim",
@@ -59,7 +41,8 @@ __all__ = [
 ArrayLike = np.ndarray | torch.Tensor | Sequence[float]
 
 
-def _np(x: ArrayLike) -> np.ndarray:
+def as_numpy(x: ArrayLike) -> np.ndarray:
+    """Arrays, tensors and lists alike as one numpy array (what every metric function computes on)."""
     if isinstance(x, torch.Tensor):
         return x.detach().cpu().numpy()
     return np.asarray(x)
@@ -84,7 +67,7 @@ class Interval(NamedTuple):
 def mean_ci(values: ArrayLike, level: float = 0.95) -> Interval:
     """Mean with the Student t interval, the right interval for a handful of seeds
     (a normal interval would be too narrow at n = 3)."""
-    v = _np(values).astype(np.float64).ravel()
+    v = as_numpy(values).astype(np.float64).ravel()
     if len(v) < 2:
         raise ValueError(f"mean_ci needs at least 2 values (one per seed), got {len(v)}")
     if not 0 < level < 1:
@@ -110,7 +93,7 @@ def bootstrap_ci(
     than using ``scipy.stats.bootstrap``, whose paired mode does not keep 2-D samples (such as
     multi-label scores) row-aligned.
     """
-    arrays = tuple(_np(d) for d in data) if isinstance(data, tuple) else (_np(data),)
+    arrays = tuple(as_numpy(d) for d in data) if isinstance(data, tuple) else (as_numpy(data),)
     n = len(arrays[0])
     if any(len(a) != n for a in arrays):
         raise ValueError(
@@ -161,7 +144,7 @@ def paired_difference(
     ``every_seed``: each seed's difference goes the claimed way (strictly). ``holds``: that, and
     the interval excludes zero on the claimed side.
     """
-    a, b = _np(a_per_seed).astype(np.float64).ravel(), _np(b_per_seed).astype(np.float64).ravel()
+    a, b = as_numpy(a_per_seed).astype(np.float64).ravel(), as_numpy(b_per_seed).astype(np.float64).ravel()
     _same_length("paired_difference", a, b)
     diff = a - b
     mean, low, high = mean_ci(diff, level)
@@ -184,192 +167,19 @@ def claim_holds(
     ).holds
 
 
-# ----------------------------------------------------------------------------- records
-
-
-@dataclass(frozen=True)
-class Metric:
-    """One headline number. ``ci`` is the (low, high) interval at ``ci_level`` when the number
-    comes from several seeds (``ci_method="t"``) or a bootstrap (``"bootstrap"``)."""
-
-    name: str
-    value: float
-    ci: tuple[float, float] | None = None
-    n: int | None = None
-    seeds: tuple[int, ...] = ()
-    values: tuple[float, ...] = ()
-    ci_method: str | None = None
-    ci_level: float | None = None
-    extra: Mapping[str, Any] = field(default_factory=dict)
-
-    @classmethod
-    def from_seeds(
-        cls, name: str, values: ArrayLike, seeds: Sequence[int], level: float = 0.95
-    ) -> Metric:
-        """Mean over seeds with its t interval; the per-seed values are kept for claim checks."""
-        v = [float(x) for x in _np(values).ravel()]
-        if len(v) != len(seeds):
-            raise ValueError(
-                f"Metric {name!r}: {len(v)} values but {len(seeds)} seeds; pass one value per seed"
-            )
-        iv = mean_ci(v, level)
-        return cls(
-            name,
-            iv.value,
-            ci=(iv.low, iv.high),
-            n=len(v),
-            seeds=tuple(int(s) for s in seeds),
-            values=tuple(v),
-            ci_method="t",
-            ci_level=level,
-        )
-
-    @classmethod
-    def from_bootstrap(
-        cls,
-        name: str,
-        data: ArrayLike | tuple[ArrayLike, ...],
-        fn: Callable[..., float] = np.mean,
-        *,
-        seed: int,
-        n_boot: int = 1000,
-        level: float = 0.95,
-    ) -> Metric:
-        """``fn`` on the test set of the model trained with ``seed``, with a bootstrap interval
-        (``seed`` also seeds the resampling, so the record is reproducible)."""
-        iv = bootstrap_ci(data, fn, n_boot=n_boot, level=level, seed=seed)
-        n = len(_np(data[0] if isinstance(data, tuple) else data))
-        return cls(
-            name,
-            iv.value,
-            ci=(iv.low, iv.high),
-            n=n,
-            seeds=(seed,),
-            ci_method="bootstrap",
-            ci_level=level,
-        )
-
-
-@functools.lru_cache(maxsize=1)
-def git_revision() -> str:
-    """The commit of the facekit checkout (``-dirty`` when it has uncommitted changes), or
-    ``"unknown"`` when facekit is not installed from a git checkout."""
-    cwd = Path(facekit.__file__).resolve().parent
-
-    def git(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=10)
-
-    try:
-        rev = git("rev-parse", "HEAD")
-        if rev.returncode != 0:
-            return "unknown"
-        dirty = git("status", "--porcelain", "--untracked-files=no").stdout.strip()
-    except (OSError, subprocess.TimeoutExpired):
-        return "unknown"
-    return rev.stdout.strip() + ("-dirty" if dirty else "")
-
-
-def _entry(
-    m: Metric, seeds: Sequence[int], profile: str, chash: str | None, now: str
-) -> dict[str, Any]:
-    if not isinstance(m.name, str) or not m.name.strip():
-        raise ValueError(f"metric name {m.name!r} is not valid; pass a non-empty string")
-    numbers = [m.value, *(m.ci or ()), *m.values]
-    if not all(isinstance(x, int | float) and math.isfinite(x) for x in numbers):
-        raise ValueError(
-            f"metric {m.name!r} has a non-finite or non-numeric value {numbers}; records hold finite floats"
-        )
-    return {
-        "name": m.name,
-        "value": float(m.value),
-        "ci": [float(m.ci[0]), float(m.ci[1])] if m.ci is not None else None,
-        "ci_level": m.ci_level,
-        "ci_method": m.ci_method,
-        "n": m.n,
-        "seeds": list(m.seeds or seeds),
-        "values": list(m.values),
-        "extra": dict(m.extra),
-        "profile": profile,
-        "config_hash": chash,
-        "version": facekit.__version__,
-        "git_rev": git_revision(),
-        "time": now,
-    }
-
-
-def record(
-    notebook: str,
-    metrics: Sequence[Metric] | Mapping[str, float | Metric],
-    *,
-    profile: str | None = None,
-    config: Any = None,
-    seeds: Sequence[int] = (),
-) -> Path:
-    """Write ``metrics`` into ``results/<profile>/<notebook>.json`` and return its path.
-
-    Metrics replace earlier ones of the same name and leave the others in place, so a notebook
-    can record in several cells. ``config`` is hashed (:func:`facekit.config.config_hash`) so a
-    reader can tell which settings produced the number; ``seeds`` is the default for metrics
-    that do not carry their own. The file is replaced atomically.
-    """
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.\-]*", notebook):
-        raise ValueError(
-            f"notebook={notebook!r} is not valid; use the notebook's file stem, e.g. '03_comface'"
-        )
-    profile = get_profile(profile)
-    if isinstance(metrics, Mapping):
-        items = []
-        for name, m in metrics.items():
-            if isinstance(m, Metric) and m.name != name:
-                raise ValueError(
-                    f"metrics[{name!r}] is a Metric named {m.name!r}; use the same name"
-                )
-            items.append(m if isinstance(m, Metric) else Metric(name, m))
-    else:
-        items = list(metrics)
-    now = datetime.now(UTC).isoformat(timespec="seconds")
-    chash = config_hash(config) if config is not None else None
-    new = {m.name: _entry(m, seeds, profile, chash, now) for m in items}
-    path = results_dir(profile) / f"{notebook}.json"
-    old = _read(path)["metrics"] if path.exists() else {}
-    doc = {"notebook": notebook, "profile": profile, "metrics": {**old, **new}}
-    atomic_write(path, json.dumps(doc, indent=2, sort_keys=True) + "\n")
-    return path
-
-
-def _read(path: Path) -> dict[str, Any]:
-    try:
-        doc = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise ValueError(
-            f"{path} is not valid JSON ({err}); records are written only by facekit.metrics.record"
-        ) from err
-    if not isinstance(doc, dict) or not isinstance(doc.get("metrics"), dict):
-        raise ValueError(
-            f"{path} has no 'metrics' object; records are written only by facekit.metrics.record"
-        )
-    return doc
-
-
-def load_records(profile: str | None = None) -> dict[str, dict[str, dict[str, Any]]]:
-    """All records of a profile: ``{notebook: {metric name: entry}}`` (empty when none yet)."""
-    folder = results_dir(profile)
-    return {p.stem: _read(p)["metrics"] for p in sorted(folder.glob("*.json"))}
-
-
 # --------------------------------------------------------------------- regression / ranking
 
 
 def mae(y_true: ArrayLike, y_pred: ArrayLike) -> float:
     """Mean absolute error, in the target's own units (e.g. years of age difference), which is
     what ComFace reports for change estimation."""
-    return float(skm.mean_absolute_error(_np(y_true), _np(y_pred)))
+    return float(skm.mean_absolute_error(as_numpy(y_true), as_numpy(y_pred)))
 
 
 def spearman(x: ArrayLike, y: ArrayLike) -> float:
     """Spearman rank correlation: does the model order changes correctly, whatever its scale?
     (Representations are compared before any calibration.)"""
-    a, b = _np(x).ravel(), _np(y).ravel()
+    a, b = as_numpy(x).ravel(), as_numpy(y).ravel()
     _same_length("spearman", a, b)
     return float(stats.spearmanr(a, b).statistic)
 
@@ -380,27 +190,27 @@ def spearman(x: ArrayLike, y: ArrayLike) -> float:
 def roc_auc(y_true: ArrayLike, scores: ArrayLike) -> float:
     """ROC-AUC, for face verification: ``y_true`` is 1 for same-person pairs, ``scores`` a
     similarity. Threshold-free, so it rates the embedding rather than one operating point."""
-    return float(skm.roc_auc_score(_np(y_true).ravel(), _np(scores).ravel()))
+    return float(skm.roc_auc_score(as_numpy(y_true).ravel(), as_numpy(scores).ravel()))
 
 
 def _labels(y_pred: ArrayLike) -> np.ndarray:
-    p = _np(y_pred)
+    p = as_numpy(y_pred)
     return p.argmax(axis=1) if p.ndim == 2 else p
 
 
 def accuracy(y_true: ArrayLike, y_pred: ArrayLike) -> float:
     """Fraction correct. ``y_pred`` is labels, or (n, classes) scores (argmax is taken)."""
-    return float(skm.accuracy_score(_np(y_true), _labels(y_pred)))
+    return float(skm.accuracy_score(as_numpy(y_true), _labels(y_pred)))
 
 
 def macro_f1(y_true: ArrayLike, y_pred: ArrayLike) -> float:
     """F1 averaged over classes with equal weight, so rare expressions count as much as common
     ones (accuracy hides a classifier that ignores them). ``y_pred``: labels or scores."""
-    return float(skm.f1_score(_np(y_true), _labels(y_pred), average="macro", zero_division=0))
+    return float(skm.f1_score(as_numpy(y_true), _labels(y_pred), average="macro", zero_division=0))
 
 
 def _multilabel(y_true: ArrayLike, scores: ArrayLike) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    y, s = _np(y_true).astype(int), _np(scores).astype(np.float64)
+    y, s = as_numpy(y_true).astype(int), as_numpy(scores).astype(np.float64)
     if y.ndim != 2 or y.shape != s.shape:
         raise ValueError(
             f"pass (samples, labels) arrays of the same shape, got {y.shape} and {s.shape}"
@@ -532,7 +342,7 @@ def frechet_distance(features_a: ArrayLike, features_b: ArrayLike) -> float:
     where ``scipy.linalg.sqrtm`` of the non-symmetric product can return complex noise.
     Biased for small n: compare sets of equal size.
     """
-    a, b = _np(features_a).astype(np.float64), _np(features_b).astype(np.float64)
+    a, b = as_numpy(features_a).astype(np.float64), as_numpy(features_b).astype(np.float64)
     if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1] or min(len(a), len(b)) < 2:
         raise ValueError(
             f"pass two (n >= 2, d) feature arrays with the same d, got {a.shape} and {b.shape}"

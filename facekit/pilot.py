@@ -42,7 +42,8 @@ from typing import Any
 import numpy as np
 
 from facekit.config import get_profile
-from facekit.metrics import load_records, mean_ci
+from facekit.metrics import mean_ci
+from facekit.records import load_records, parse_metric_name
 from facekit.schema import from_mapping, load_yaml
 
 SCENARIO_DIR = Path(__file__).with_name("scenarios")
@@ -60,11 +61,11 @@ class KPISource:
     def parse(cls, text: str, field_name: str) -> KPISource:
         """The single place a scenario's metric names are checked (every KPI field goes through
         here when a scenario is loaded)."""
-        record, sep, metric = str(text).partition(":")
-        if not sep or not record or not metric:
+        try:
+            return cls(*parse_metric_name(text))
+        except ValueError:
             raise ValueError(f"{field_name}={text!r} is not valid; write it as 'record:metric', "
-                             "e.g. 'claims_fmae_iat:iat_linear/f1'")
-        return cls(record, metric)
+                             "e.g. 'claims_fmae_iat:iat_linear/f1'") from None
 
     def __str__(self) -> str:
         return f"{self.record}:{self.metric}"

@@ -19,7 +19,7 @@ def _version(pkg: str) -> str:
 
 def info() -> dict[str, str]:
     """A dict of facts a bug report needs; ``facekit info`` prints it."""
-    import facekit
+    from facekit._version import __version__
 
     try:
         from facekit.synth.assets import find_ict_dir
@@ -29,7 +29,7 @@ def info() -> dict[str, str]:
         ict = f"not found ({e.__class__.__name__}); run `facekit assets fetch ict` or set FACEKIT_ASSETS"
     dev = get_device()
     return {
-        "facekit": facekit.__version__,
+        "facekit": __version__,
         "python": platform.python_version(),
         "torch": torch.__version__,
         "device": f"{dev}" + (f" ({torch.cuda.get_device_name()})" if dev.type == "cuda" else f" ({torch.get_num_threads()} threads)"),

@@ -200,6 +200,49 @@ def cached_path(method: str, profile: str | None, seed: int, config: Any) -> Pat
     )
 
 
+def model_path(
+    method: str, model_config: Any, config: TrainConfig, *, key: Any = None, profile: str | None = None
+) -> Path:
+    """The cache folder :func:`train_or_load` trains into and :func:`load_cached` reads: the one
+    place the key of a trained model (``model``, ``train`` and ``key`` hashed together) is built."""
+    return cached_path(method, profile, config.seed, {"model": model_config, "train": config, "key": key})
+
+
+def is_cached(path: str | Path) -> bool:
+    """Whether ``path`` holds a complete saved model (weights are written last)."""
+    return (Path(path) / WEIGHTS_NAME).is_file()
+
+
+def require_cached(path: Path, what: str, hint: str) -> Path:
+    """``path``, or ``FileNotFoundError`` saying what is missing, where, and what trains it."""
+    if not is_cached(path):
+        raise FileNotFoundError(f"no trained {what} at {path}; {hint}")
+    return path
+
+
+def load_cached(
+    method: str,
+    factory: Callable[..., nn.Module],
+    model_config: Any,
+    config: TrainConfig,
+    *,
+    key: Any = None,
+    profile: str | None = None,
+    device: str | torch.device | None = None,
+    what: str | None = None,
+    hint: str = "train it first",
+) -> nn.Module:
+    """The load-only half of :func:`train_or_load`: the cached model in eval mode, never training.
+
+    Raises ``FileNotFoundError`` naming ``what`` (default: the method), the folder and ``hint``
+    (the notebook or command that trains it) when the model is not cached.
+    """
+    path = model_path(method, model_config, config, key=key, profile=profile)
+    label = what or f"{method} model for profile={get_profile(profile)!r}, seed={config.seed}"
+    require_cached(path, label, hint)
+    return load_pretrained(factory, path, device=device).eval()
+
+
 # ------------------------------------------------------------------- pretrained save/load
 
 
@@ -636,14 +679,12 @@ def train_or_load(
             f"model_config must be JSON-able (it is saved as config.json): {err}; "
             "pass plain numbers, strings, lists and dicts"
         ) from err
-    path = cached_path(
-        method, profile, config.seed, {"model": model_config, "train": config, "key": key}
-    )
+    path = model_path(method, model_config, config, key=key, profile=profile)
     state = _process_state()
     if retrain and state.is_main_process and path.exists():
         shutil.rmtree(path)
     state.wait_for_everyone()
-    if (path / WEIGHTS_NAME).is_file():
+    if is_cached(path):
         model = load_pretrained(
             factory, path, device=state.device if state.num_processes > 1 else None
         )

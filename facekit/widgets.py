@@ -113,8 +113,8 @@ class PilotExplorer:
     "what if we had twice the volume?" and see the answer with its uncertainty."""
 
     def __init__(self, scenarios: Sequence[str] | None = None, profile: str | None = None) -> None:
-        from facekit.metrics import load_records
         from facekit.pilot import Scenario, example_scenarios
+        from facekit.records import load_records
 
         names = list(scenarios or example_scenarios())
         self.scenarios = {n: Scenario.load(n) for n in names}

@@ -233,7 +233,7 @@ def _damaged_comface(profile: str = "smoke", seed: int = 0):
     from facekit.train import WEIGHTS_NAME, save_pretrained
 
     cfg = comface.profile_config(profile, seed)
-    path = comface._cache_path(cfg, profile)
+    path = comface.cache_path(cfg, profile)
     save_pretrained(comface.ComFaceNet(**cfg.model), cfg.model, path)
     weights = path / WEIGHTS_NAME
     weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
@@ -406,3 +406,15 @@ def test_two_analyze_runs_onto_one_out(matrix, tmp_path, empty_cache):
     loser = next(err for rc, err in results if rc == 2)
     assert "Traceback" not in loser and ("exists" in loser or "created meanwhile" in loser)
     assert len(pd.read_csv(out)) == 2
+
+
+def test_named_slots_are_checked_against_the_capabilities(comface_model, au_and_expression, empty_cache):
+    an = Analyzer("smoke", au_model=au_and_expression["fmae_iat"], identity_model=comface_model,
+                  expression_model=None, change_model=None, reference_model=None, editor=None)
+    assert an.slot("au_model") is au_and_expression["fmae_iat"] and an.slot("expression_model") is None
+    with pytest.raises(TypeError, match=r"au_model=ComFace does not have the AUModel capability"):
+        Analyzer("smoke", au_model=comface_model)
+    with pytest.raises(ValueError, match=r"method='nope' is unknown"):
+        Analyzer("smoke", identity_model="nope")
+    with pytest.raises(ModelMissingError, match="reference_model slot is empty"):
+        an.reference(np.zeros((64, 64, 3), np.uint8))

@@ -59,11 +59,11 @@ def test_committed_cards_match_the_generator(tmp_path):
     """data_cards/ is regenerated from code; a stale card fails here."""
     from pathlib import Path
 
-    from facekit.synth.cards import CARD_DATASETS, write_card
+    from facekit.cards import card_datasets, write_card
 
     root = Path(__file__).resolve().parents[1] / "data_cards"
-    assert set(p.stem for p in root.glob("*.md")) == set(CARD_DATASETS)
-    for name in CARD_DATASETS:
+    assert set(p.stem for p in root.glob("*.md")) == set(card_datasets())
+    for name in card_datasets():
         path, _ = write_card(name, tmp_path)
         assert path.read_text() == (root / f"{name}.md").read_text(), f"data_cards/{name}.md is stale: run `facekit cards --overwrite`"
 
@@ -112,9 +112,9 @@ def test_run_grid_keeps_every_run_and_its_records(tmp_path):
     nb = nbformat.v4.new_notebook()
     params = nbformat.v4.new_code_cell("profile = 'smoke'\nseed = 0\nscale = 1.0")
     params.metadata["tags"] = ["parameters"]
-    body = ("from facekit import metrics\n"
+    body = ("from facekit import records\n"
             "if scale < 0:\n    raise ValueError('scale must be >= 0')\n"
-            "metrics.record('05_grid', {'f1': seed + scale}, profile=profile)")
+            "records.record('05_grid', {'f1': seed + scale}, profile=profile)")
     nb.cells = [params, nbformat.v4.new_code_cell(body)]
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nbformat.write(nb, folder / "05_grid.ipynb")

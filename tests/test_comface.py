@@ -8,6 +8,7 @@ import torch
 
 from facekit.methods import comface
 from facekit.methods.comface import ChangeHead, ComFaceConfig, ComFaceNet, DataConfig
+from facekit.methods.common import PoolSampler
 from facekit.models import ConvEncoder, augment, supcon_loss
 from facekit.train import TrainConfig, fit
 
@@ -44,7 +45,7 @@ def test_encoder_and_augment_shapes():
 
 def test_training_lowers_loss_and_separates_persons():
     cfg = tiny_cfg()
-    batch = comface.pool_step_fn(comface.training_pool(cfg), 24)(0)
+    batch = PoolSampler(comface.training_pool(cfg), 24)(0)
     torch.manual_seed(0)
     net = ComFaceNet(**cfg.model)
     result = fit(net, lambda step: batch, TrainConfig(steps=40, batch_size=24, lr=3e-3, log_every=5),
@@ -91,7 +92,7 @@ def test_load_round_trip_and_bad_input():
 
 
 def test_change_meter_widget():
-    from facekit.methods.comface_viz import ChangeMeter
+    from facekit.methods.comface.viz import ChangeMeter
 
     cfg = tiny_cfg()
     model = comface.ComFace(ComFaceNet(**cfg.model).eval(), cfg, "smoke", 0)

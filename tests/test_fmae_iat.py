@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from facekit.methods import fmae_iat
-from facekit.methods.fmae_iat_data import AUDataConfig, FaceStream, StreamConfig, au_set, fold_split
+from facekit.methods.fmae_iat.config import AUDataConfig, StreamConfig
+from facekit.methods.fmae_iat.data import FaceStream, au_set, fold_split
 from facekit.models.heads import AUHead, GradientReversal, grad_reverse, identity_head
 from facekit.models.vit_mae import FaceMAE, ViTFeatures, ViTSpec
 
@@ -88,7 +89,7 @@ def test_mae_masks_three_quarters_and_reconstructs_visible_patches():
 def test_encoder_weights_move_from_mae_to_the_au_model():
     torch.manual_seed(0)
     mae = FaceMAE(**asdict(TINY))
-    net = fmae_iat._from_mae(mae.encoder_state(), vit=asdict(TINY), aus=["AU1", "AU12"], n_subjects=3, id_head="linear")
+    net = fmae_iat.model.from_mae(mae.encoder_state(), vit=asdict(TINY), aus=["AU1", "AU12"], n_subjects=3, id_head="linear")
     for k, v in mae.mae.vit.state_dict().items():
         assert torch.equal(net.encoder.vit.state_dict()[k], v), k
     feats = ViTFeatures(**asdict(TINY))
@@ -173,7 +174,7 @@ def test_identity_probe_separates_clusters_from_noise():
 
 
 def test_au_meter_widget_updates_face_and_probabilities():
-    from facekit.methods.fmae_iat_viz import AUMeter
+    from facekit.methods.fmae_iat.viz import AUMeter
 
     torch.manual_seed(0)
     det = fmae_iat.AUDetector(fmae_iat.AUNet(asdict(TINY), ["AU1", "AU12"]))

@@ -9,7 +9,9 @@ import pytest
 import torch
 
 from facekit.methods import gencon
-from facekit.methods.gencon import DataConfig, GenConConfig, _tc
+from facekit.methods.gencon import DataConfig, GenConConfig
+from facekit.methods.gencon.config import stage_train as _tc
+from facekit.methods.gencon.viz import IntensityExplorer
 from facekit.models.unet import UNet
 from facekit.synth.params import EMOTIONS
 
@@ -31,7 +33,7 @@ def trained(tmp_path_factory):
         mp.setenv("FACEKIT_CACHE", str(tmp_path_factory.mktemp("cache")))
         cfg = tiny_cfg()
         final = gencon.train("smoke", 0, cfg, progress=False)
-        stage2 = gencon._stage(cfg, "smoke", "encoder", gencon.GenConNet, None, False).model
+        stage2 = gencon.train_stage(cfg, "smoke", "encoder", gencon.GenConNet, None, False).model
         model = gencon.load("smoke", 0, cfg=cfg)
         yield {"cfg": cfg, "final": final, "stage2": stage2, "model": model}
 
@@ -147,9 +149,9 @@ def test_real_photos_warn_when_no_face(trained):
 
 
 def test_widget_updates_with_the_slider(trained):
-    w = gencon.IntensityExplorer(trained["model"], emotion="surprise")
+    w = IntensityExplorer(trained["model"], emotion="surprise")
     before, caption = w.images[0].value, w.caption.value
     w.intensity.value = 1.0
     assert w.images[0].value != before and w.caption.value != caption and "1.00" in w.caption.value
     with pytest.raises(ValueError, match="emotion='joy'"):
-        gencon.IntensityExplorer(trained["model"], emotion="joy")
+        IntensityExplorer(trained["model"], emotion="joy")

@@ -17,6 +17,7 @@ from sklearn import metrics as skm
 
 import facekit
 from facekit import metrics as fm
+from facekit import records as fr
 from facekit.config import config_hash
 from facekit.train import TrainConfig
 
@@ -81,11 +82,11 @@ def results(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
 
 def test_record_writes_every_field(results: Path) -> None:
     cfg = TrainConfig(steps=10)
-    path = fm.record(
+    path = fr.record(
         "03_comface",
         [
-            fm.Metric.from_seeds("expr_mae", [0.3, 0.32, 0.31], seeds=[0, 1, 2]),
-            fm.Metric.from_bootstrap(
+            fr.Metric.from_seeds("expr_mae", [0.3, 0.32, 0.31], seeds=[0, 1, 2]),
+            fr.Metric.from_bootstrap(
                 "verif_auc",
                 (np.arange(40) % 2, np.linspace(0, 1, 40)),
                 fm.roc_auc,
@@ -130,9 +131,9 @@ def test_record_writes_every_field(results: Path) -> None:
 
 
 def test_record_replaces_by_name_atomically(results: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    fm.record("01_synth", {"a": 1.0, "b": 2.0}, profile="smoke", seeds=[0])
-    fm.record("01_synth", {"a": 3.0}, profile="smoke")
-    recs = fm.load_records("smoke")
+    fr.record("01_synth", {"a": 1.0, "b": 2.0}, profile="smoke", seeds=[0])
+    fr.record("01_synth", {"a": 3.0}, profile="smoke")
+    recs = fr.load_records("smoke")
     assert {k: v["value"] for k, v in recs["01_synth"].items()} == {"a": 3.0, "b": 2.0}
     assert recs["01_synth"]["b"]["seeds"] == [0] and recs["01_synth"]["a"]["ci"] is None
     before = (results / "smoke" / "01_synth.json").read_bytes()
@@ -142,24 +143,24 @@ def test_record_replaces_by_name_atomically(results: Path, monkeypatch: pytest.M
 
     monkeypatch.setattr("facekit.io.os.replace", crash)
     with pytest.raises(OSError, match="disk full"):
-        fm.record("01_synth", {"a": 4.0}, profile="smoke")
+        fr.record("01_synth", {"a": 4.0}, profile="smoke")
     assert (results / "smoke" / "01_synth.json").read_bytes() == before
     assert [p.name for p in (results / "smoke").iterdir()] == ["01_synth.json"]  # no temp left
 
 
 def test_record_rejects_bad_input(results: Path) -> None:
     with pytest.raises(ValueError, match="non-finite"):
-        fm.record("01_synth", {"psnr": float("inf")}, profile="smoke")
+        fr.record("01_synth", {"psnr": float("inf")}, profile="smoke")
     with pytest.raises(ValueError, match="notebook="):
-        fm.record("../evil", {"a": 1.0}, profile="smoke")
+        fr.record("../evil", {"a": 1.0}, profile="smoke")
     with pytest.raises(ValueError, match="profile="):
-        fm.record("01_synth", {"a": 1.0}, profile="big")
+        fr.record("01_synth", {"a": 1.0}, profile="big")
     with pytest.raises(ValueError, match="one value per seed"):
-        fm.Metric.from_seeds("x", [1.0, 2.0], seeds=[0])
+        fr.Metric.from_seeds("x", [1.0, 2.0], seeds=[0])
     (results / "smoke").mkdir(parents=True, exist_ok=True)
     (results / "smoke" / "bad.json").write_text("{")
     with pytest.raises(ValueError, match="bad.json is not valid JSON"):
-        fm.load_records("smoke")
+        fr.load_records("smoke")
 
 
 # ------------------------------------------------------------------- metric functions

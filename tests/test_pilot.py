@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from facekit import metrics, pilot
+from facekit import pilot, records
 from facekit.cli import main
 from facekit.report import markdown, write_report
 
@@ -91,7 +91,7 @@ def test_example_scenarios_load_and_hr_is_blocked():
 
 def test_report_from_records_written_by_a_test(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("FACEKIT_RESULTS", str(tmp_path / "results"))
-    metrics.record("claims_x", [metrics.Metric.from_seeds("f1", [0.78, 0.8, 0.82], [0, 1, 2])], profile="smoke")
+    records.record("claims_x", [records.Metric.from_seeds("f1", [0.78, 0.8, 0.82], [0, 1, 2])], profile="smoke")
     scenario = tmp_path / "s.yaml"
     import yaml
 
@@ -116,7 +116,7 @@ def test_pilot_explorer_recomputes_when_a_slider_moves(tmp_path, monkeypatch):
     from facekit.widgets import PilotExplorer
 
     monkeypatch.setenv("FACEKIT_RESULTS", str(tmp_path / "results"))
-    metrics.record("claims_fmae_iat", [metrics.Metric.from_seeds("iat_linear/f1", [0.7, 0.72, 0.74], [0, 1, 2])],
+    records.record("claims_fmae_iat", [records.Metric.from_seeds("iat_linear/f1", [0.7, 0.72, 0.74], [0, 1, 2])],
                    profile="smoke")
     ex = PilotExplorer(["production_line", "hr_interviews"], profile="smoke")
     assert ex.updates == 1 and ex.result.econ is not None

@@ -7,8 +7,9 @@ import pandas as pd
 import pytest
 import torch
 
-from facekit.methods import plugen, plugen_eval
+from facekit.methods import plugen
 from facekit.methods.plugen import ATTRIBUTE_NAMES, DataConfig, PlugenConfig
+from facekit.methods.plugen import evaluate as plugen_eval
 from facekit.models.flows import RealNVP
 from facekit.synth.params import FaceParams, identity_codes
 from facekit.synth.procedural import region_masks
@@ -164,7 +165,7 @@ def test_scoring_pipeline_runs_on_untrained_parts(editor):
 
 
 def test_editor_widget_updates_on_slider(editor):
-    from facekit.methods.plugen_viz import EditorWidget
+    from facekit.methods.plugen.viz import EditorWidget
 
     faces = plugen.test_faces(tiny_cfg().data)
     w = EditorWidget(editor, faces["image"], faces["levels"])

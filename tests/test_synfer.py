@@ -13,8 +13,8 @@ from diffusers.models.attention_processor import IPAdapterAttnProcessor2_0
 from torch import nn
 
 import facekit
-from facekit.methods import synfer, synfer_downstream
-from facekit.methods.synfer_captions import CaptionWriter, WordTokenizer, expression_words
+from facekit.methods import synfer
+from facekit.methods.synfer import CaptionWriter, WordTokenizer, expression_words
 from facekit.models.diffusion import ConditionalUNet
 from facekit.synth.params import AU_NAMES, EMOTIONS, N_AUS, emotion_aus
 from facekit.train import TrainConfig, fit
@@ -153,30 +153,30 @@ def test_calibrator_vote_keeps_relabels_and_drops():
     labels = torch.tensor([0, 1, 2])
     p_cal = torch.tensor([[0.9, 0.1, 0.0], [0.0, 0.1, 0.9], [0.4, 0.3, 0.3]])
     p_cls = torch.tensor([[0.8, 0.2, 0.0], [0.0, 0.2, 0.8], [0.3, 0.4, 0.3]])
-    out = synfer_downstream.calibrate(labels, p_cal, p_cls, threshold=0.5)
+    out = synfer.calibrate(labels, p_cal, p_cls, threshold=0.5)
     assert out["keep"].tolist() == [True, True, False]
     assert out["label"].tolist()[:2] == [0, 2] and out["changed"].tolist() == [False, True, False]
     with pytest.raises(ValueError, match="threshold=1.5"):
-        synfer_downstream.calibrate(labels, p_cal, p_cls, threshold=1.5)
+        synfer.calibrate(labels, p_cal, p_cls, threshold=1.5)
 
 
 def test_requests_are_balanced_and_neutral_has_no_aus():
-    req = synfer_downstream.requests(synfer.profile_config("smoke"), 16, seed=3)
+    req = synfer.requests(synfer.profile_config("smoke"), 16, seed=3)
     assert torch.bincount(req["label"], minlength=8).tolist() == [2] * 8
     assert float(req["au"][req["label"] == 0].abs().sum()) == 0
     assert all(float(req["au"][i].max()) >= 0.5 for i in range(16) if req["label"][i] > 0)
-    short = synfer_downstream.requests(synfer.profile_config("smoke"), 5, seed=3)
+    short = synfer.requests(synfer.profile_config("smoke"), 5, seed=3)
     assert short["prompt"] == req["prompt"][:5] and torch.equal(short["au"], req["au"][:5])
     with pytest.raises(ValueError, match="mode='text_au'"):
-        synfer_downstream.generate(None, synfer.profile_config("smoke"), "smoke", 0, 8, "text_au")
+        synfer.generate(None, synfer.profile_config("smoke"), "smoke", 0, 8, "text_au")
 
 
 def test_moco_step_updates_the_momentum_encoder():
-    net = synfer_downstream.MoCoNet(16, [8, 8, 16, 16], proj_dim=8, hidden=16)
+    net = synfer.MoCoNet(16, [8, 8, 16, 16], proj_dim=8, hidden=16)
     before = [p.clone() for p in net.momentum_encoder.parameters()]
     res = fit(net, lambda s: {"image": torch.randint(0, 255, (8, 3, 32, 32), dtype=torch.uint8)},
               TrainConfig(steps=3, batch_size=8, lr=1e-2, log_every=1),
-              loss_fn=lambda m, b: synfer_downstream.moco_loss(m, b, 0.2, 0.9), progress=False)
+              loss_fn=lambda m, b: synfer.moco_loss(m, b, 0.2, 0.9), progress=False)
     assert all(np.isfinite(h["loss"]) for h in res.history)
     assert any(not torch.equal(a, b) for a, b in zip(before, net.momentum_encoder.parameters(), strict=True))
     assert all(not p.requires_grad for p in net.momentum_encoder.parameters())
@@ -190,7 +190,7 @@ def test_load_without_a_cached_model_names_the_way_to_train():
 
 
 def test_explorer_regenerates_on_slider_and_prompt(pipe):
-    from facekit.methods.synfer_viz import SynFERExplorer, emotion_grid
+    from facekit.methods.synfer.viz import SynFERExplorer, emotion_grid
 
     ex = SynFERExplorer(pipe, steps=2, aus=("AU12", "AU26"))
     first, n = ex.image.value, ex.generations
@@ -210,7 +210,7 @@ def test_explorer_regenerates_on_slider_and_prompt(pipe):
 def test_conditioning_gain_sees_a_generator_that_uses_its_condition():
     """Two classes of image told apart only by caption and AUs: after training, the condition
     lowers the clean-image error at high noise (gain well above 0); untrained, it does not."""
-    from facekit.methods.synfer_downstream import conditioning_gain
+    from facekit.methods.synfer import conditioning_gain
 
     torch.manual_seed(0)
     n = 16

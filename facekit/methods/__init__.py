@@ -1,9 +1,19 @@
-"""One module per paper. Each trainable method exposes the same two entry points:
+"""One package per paper: ``facekit.methods.<name>`` for comface, fmae_iat, synfer, gencon, plugen.
 
-* ``train_and_load(profile=None, seed=0, *, progress=None)`` loads the cached model, or trains
-  and caches it (``facekit train NAME`` calls this);
-* ``load(profile=None, seed=0, device=None)`` loads it from the cache only, and raises
-  ``FileNotFoundError`` naming the notebook or command that trains it (the Analyzer calls this).
+Every package has the same files (``config``, ``data``, ``model``, ``train``, ``evaluate``,
+``viz``) and the same public API, the contract of :mod:`facekit.methods.base`:
+
+* ``train_and_load(profile=None, seed=0, *, progress=None) -> (model, TrainResult)`` loads the
+  cached model, or trains and caches it (``facekit train NAME`` calls this);
+* ``load(profile=None, seed=0, *, device=None, cfg=None)`` loads it from the cache only, and
+  raises ``FileNotFoundError`` naming the notebook or command that trains it (the Analyzer
+  calls this);
+* ``run_seed(profile=None, seed=0, *, progress=False, log=print) -> dict[str, float]``: every
+  number of the method's claims for one seed; ``CLAIMS`` says which of them are claims;
+* ``Config``, ``profile_config``, ``PROFILES`` (the profiles as data), ``NOTEBOOK``, ``TRAIN_HINT``.
+
+:mod:`facekit.methods.common` holds what the packages share (pool samplers, batched inference,
+rendered pools, profile tables).
 """
 
 import importlib

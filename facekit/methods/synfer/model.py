@@ -1,29 +1,8 @@
-"""The SynFER sampling pipeline: a ``diffusers.DiffusionPipeline`` over the conditional UNet.
-
-Text and AUs are guided separately, classifier-free (Ho & Salimans 2022; the compositional
-form of InstructPix2Pix for two conditions), on the model's prediction ``e`` (noise or clean
-image: the combination is linear either way)::
-
-    e = e(0, 0) + s_text * (e(text, 0) - e(0, 0)) + s_au * (e(text, au) - e(text, 0))
-
-where 0 is the empty prompt / the dropped AU tokens. With ``s_text == s_au`` the middle term
-cancels and two UNet passes suffice. Sampling is DDIM (deterministic, ``eta = 0``).
-
-**Semantic guidance** (SynFER Sec. 3.3): at each guided step an external expression
-classifier scores the predicted clean image ``x0`` (the model's output under ``prediction_type
-= "sample"``; ``(x_t - sqrt(1 - a_t) eps) / sqrt(a_t)`` for a noise-predicting model)
-for the target class, and the *text embedding* takes a step down the cross-entropy gradient,
-normalised by its norm: ``e <- e - scale * g / ||g||`` (per sample). The step costs one UNet
-backward pass, so it is applied on the first ``guidance_fraction`` of the steps (where the
-layout, and so the expression, is decided).
-
-``save_pretrained`` / ``from_pretrained`` write and read a local folder (``model_index.json``,
-``model/`` in safetensors, ``scheduler/``). A folder saved by another facekit or diffusers
-version is refused with a message naming both versions.
-"""
+"""The networks: the conditional diffusion pipeline (diffusers), the expression classifier and the MoCo v3 network."""
 
 from __future__ import annotations
 
+import copy
 import json
 import warnings
 from collections.abc import Sequence
@@ -33,16 +12,37 @@ from pathlib import Path
 import diffusers
 import torch
 import torch.nn.functional as F
-from diffusers import DDIMScheduler, DiffusionPipeline
+from diffusers import DDIMScheduler, DDPMScheduler, DiffusionPipeline
 from diffusers.utils import BaseOutput
 from torch import Tensor, nn
 
-import facekit
+from facekit._version import __version__
 from facekit.io import atomic_write
-from facekit.methods.synfer_captions import WordTokenizer
+from facekit.kernels.contrastive import info_nce
+from facekit.methods.common import as_float, batched
+from facekit.methods.synfer.config import SynFERConfig
+from facekit.methods.synfer.data import WordTokenizer
+from facekit.models import ConvEncoder
 from facekit.models.diffusion import ConditionalUNet
 from facekit.synth.params import AU_NAMES
-from facekit.train import load_pretrained, save_pretrained
+from facekit.train import (
+    load_pretrained,
+    save_pretrained,
+)
+
+
+def noise_scheduler(cfg: SynFERConfig) -> DDPMScheduler:
+    kinds = ("sample", "epsilon", "v_prediction")
+    if cfg.generator.prediction_type not in kinds:
+        raise ValueError(f"prediction_type={cfg.generator.prediction_type!r} is not valid; choose one of {list(kinds)}")
+    return DDPMScheduler(num_train_timesteps=cfg.generator.num_train_timesteps, beta_schedule="squaredcos_cap_v2",
+                         clip_sample=True, prediction_type=cfg.generator.prediction_type)
+
+
+def make_pipeline(model: ConditionalUNet, cfg: SynFERConfig) -> SynFERPipeline:
+    sched = DDIMScheduler.from_config(noise_scheduler(cfg).config)
+    return SynFERPipeline(model.eval(), sched, cfg.generator.model["max_len"])
+
 
 INDEX_NAME = "model_index.json"
 
@@ -80,7 +80,7 @@ class SynFERPipeline(DiffusionPipeline):
         save_pretrained(self.model, self.model.kwargs, path / "model")
         self.scheduler.save_pretrained(path / "scheduler")
         index = {"_class_name": type(self).__name__, "_diffusers_version": diffusers.__version__,
-                 "facekit_version": facekit.__version__, "max_len": self.config.max_len,
+                 "facekit_version": __version__, "max_len": self.config.max_len,
                  "model": ["facekit.models.diffusion", "ConditionalUNet"], "scheduler": ["diffusers", "DDIMScheduler"]}
         atomic_write(path / INDEX_NAME, json.dumps(index, indent=2) + "\n")
 
@@ -92,7 +92,7 @@ class SynFERPipeline(DiffusionPipeline):
             raise FileNotFoundError(f"{path / INDEX_NAME} not found; pass a folder written by SynFERPipeline.save_pretrained")
         index = json.loads((path / INDEX_NAME).read_text())
         saved = (index.get("facekit_version"), index.get("_diffusers_version"))
-        now = (facekit.__version__, diffusers.__version__)
+        now = (__version__, diffusers.__version__)
         if saved != now:
             raise ValueError(f"{path} was saved by facekit {saved[0]} with diffusers {saved[1]}; this is facekit {now[0]} "
                              f"with diffusers {now[1]}. Re-create the pipeline with this version (train_and_load) "
@@ -249,4 +249,62 @@ class SynFERPipeline(DiffusionPipeline):
         return torch.cat(feats)
 
 
-__all__ = ["SynFEROutput", "SynFERPipeline"]
+class ExpressionNet(nn.Module):
+    """ConvEncoder -> emotion logits (and, for the oracle, AU activation logits)."""
+
+    def __init__(self, dim: int = 64, widths: list[int] | tuple[int, ...] = (16, 32, 48, 64), n_classes: int = 8,
+                 n_aus: int = 0) -> None:
+        super().__init__()
+        self.encoder = ConvEncoder(dim, tuple(widths))
+        self.head = nn.Linear(dim, n_classes)
+        self.au_head = nn.Linear(dim, n_aus) if n_aus else None
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.head(self.encoder(x))
+
+    def outputs(self, x: Tensor) -> dict[str, Tensor]:
+        h = self.encoder(x)
+        out = {"features": h, "logits": self.head(h)}
+        if self.au_head is not None:
+            out["au_logits"] = self.au_head(h)
+        return out
+
+
+@torch.no_grad()
+def predict(net: ExpressionNet, images: Tensor, batch_size: int = 256) -> dict[str, Tensor]:
+    """``features``, ``proba`` (softmax) and, for the oracle, ``au_proba`` of images in [0, 1] or uint8."""
+    net.eval()
+    out = batched(lambda x: net.outputs(as_float(x)), images, batch_size=batch_size, device=net)
+    res = {"features": out["features"], "proba": out["logits"].softmax(1)}
+    if "au_logits" in out:
+        res["au_proba"] = out["au_logits"].sigmoid()
+    return res
+
+
+def _mlp(d_in: int, hidden: int, d_out: int) -> nn.Sequential:
+    return nn.Sequential(nn.Linear(d_in, hidden), nn.LayerNorm(hidden), nn.SiLU(), nn.Linear(hidden, d_out))
+
+
+class MoCoNet(nn.Module):
+    """MoCo v3: online encoder, projector, predictor; momentum encoder and projector (no grad)."""
+
+    def __init__(self, dim: int = 64, widths: list[int] | tuple[int, ...] = (16, 32, 48, 64), proj_dim: int = 64,
+                 hidden: int = 128, n_classes: int = 8) -> None:
+        super().__init__()
+        self.encoder = ConvEncoder(dim, tuple(widths))
+        self.projector = _mlp(dim, hidden, proj_dim)
+        self.predictor = _mlp(proj_dim, hidden, proj_dim)
+        self.momentum_encoder = copy.deepcopy(self.encoder).requires_grad_(False)
+        self.momentum_projector = copy.deepcopy(self.projector).requires_grad_(False)
+
+    @torch.no_grad()
+    def update_momentum(self, m: float) -> None:
+        for online, target in ((self.encoder, self.momentum_encoder), (self.projector, self.momentum_projector)):
+            for p, q in zip(online.parameters(), target.parameters(), strict=True):
+                q.mul_(m).add_(p.detach(), alpha=1 - m)
+
+    def forward(self, v1: Tensor, v2: Tensor, temperature: float) -> Tensor:
+        q1, q2 = (self.predictor(self.projector(self.encoder(v))) for v in (v1, v2))
+        with torch.no_grad():
+            k1, k2 = (self.momentum_projector(self.momentum_encoder(v)) for v in (v1, v2))
+        return info_nce(q1, k2, temperature) + info_nce(q2, k1, temperature)

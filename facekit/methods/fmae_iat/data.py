@@ -19,20 +19,20 @@
   scale, and held-out images of every subject for the identity probe.
 
 Both are framed on the inner face (``framing="face"``), as BP4D and DISFA pipelines align and
-crop: in the head-and-shoulders framing at 48 pixels a full AU12 moves about 2% of the pixels,
-and a ConvEncoder trained 800 steps on 40 subjects reached test ROC-AUC 0.66 on head framing
-against 0.76 on face framing (same subjects, AUs and budget; issue 5's investigation).
+crop: in the head-and-shoulders framing an AU moves too few pixels to be learned at 48 pixels
+(the measurement is in MODEL_CARD.md).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Callable
 
 import torch
 from torch import Tensor
 
 from facekit.config import get_device
-from facekit.io import disk_cached, to_uint8
+from facekit.methods.common import render_pool
+from facekit.methods.fmae_iat.config import AUDataConfig, StreamConfig
 from facekit.synth.datasets import FaceDataset, IdentitySplit
 from facekit.synth.params import (
     FaceParams,
@@ -42,33 +42,12 @@ from facekit.synth.params import (
     sample_aus,
     sample_params,
 )
-from facekit.synth.render import check_framing, render
+from facekit.synth.render import render
 from facekit.synth.rng import hash_uniform
 from facekit.synth.style import get_style
 
-# BP4D's 12 AUs, with AU24 (lip pressor; the renderer has none) replaced by AU25 (lips part, DISFA).
-BP4D_AUS: tuple[str, ...] = ("AU1", "AU2", "AU4", "AU6", "AU7", "AU10", "AU12", "AU14", "AU15", "AU17", "AU23", "AU25")
 AU_WORLD = 5000  # world seed of the fine-tuning subjects (+ run seed); the stream uses its own
 AU_ACTIVE = 0.0  # an AU "occurs" when its intensity exceeds this (sampled intensities are 0 or 0.2-1)
-
-
-@dataclass
-class StreamConfig:
-    """The pretraining stream (hashed into the MAE's cache key)."""
-
-    world_seed: int = 90_000  # + run seed: the stream's persons are not the AU subjects
-    target_fraction: float = 0.5  # share of faces in the target (camera pipeline) style
-    emotion_fraction: float = 0.5  # share with an emotion prototype (the rest: sparse random AUs)
-    ict_fraction: float = 0.0  # share rendered by the ICT-FaceKit backend (needs its assets)
-    pose_scale: float = 1.0
-    framing: str = "face"
-
-    def __post_init__(self) -> None:
-        check_framing(self.framing)
-        for name in ("target_fraction", "emotion_fraction", "ict_fraction"):
-            v = getattr(self, name)
-            if not 0 <= v <= 1:
-                raise ValueError(f"StreamConfig.{name}={v!r} is not valid; pass a share in [0, 1]")
 
 
 class FaceStream:
@@ -115,44 +94,6 @@ class FaceStream:
         return self.images(step * self.batch_size + torch.arange(self.batch_size))
 
 
-@dataclass
-class AUDataConfig:
-    """The BP4D-like fine-tuning world (one per run seed)."""
-
-    n_subjects: int = 60  # split into folds; each fold trains on the others (40 subjects at 3 folds)
-    n_folds: int = 3
-    n_val_subjects: int = 12  # disjoint subjects, only for choosing the reversal scale
-    images_per_subject: int = 150
-    probe_images_per_subject: int = 12  # held-out images of each subject, for the identity probe
-    propensity_strength: float = 2.0
-    aus: tuple[str, ...] = field(default_factory=lambda: BP4D_AUS)
-    size: int = 48
-    pose_scale: float = 0.5
-    framing: str = "face"
-
-    def __post_init__(self) -> None:
-        check_framing(self.framing)
-        self.aus = tuple(self.aus)
-        for a in self.aus:
-            au_index(a)
-        if len(self.aus) < 1 or len(set(self.aus)) != len(self.aus):
-            raise ValueError(f"aus={list(self.aus)} is not valid; pass distinct AU names")
-        if self.n_folds < 2 or self.n_subjects < 2 * self.n_folds:
-            raise ValueError(f"n_subjects={self.n_subjects}, n_folds={self.n_folds} are not valid; "
-                             "pass n_folds >= 2 and at least 2 subjects per fold")
-
-
-def _render_set(ds: FaceDataset, aus: tuple[str, ...], chunk: int = 256) -> dict[str, Tensor]:
-    cols = torch.tensor([au_index(a) for a in aus])
-    parts: dict[str, list[Tensor]] = {"image": [], "label": [], "subject": []}
-    for start in range(0, len(ds), chunk):
-        b = ds.batch(torch.arange(start, min(start + chunk, len(ds))))
-        parts["image"].append(to_uint8(b["image"].cpu()))
-        parts["label"].append((b["au"][:, cols].cpu() > AU_ACTIVE).to(torch.uint8))
-        parts["subject"].append(torch.searchsorted(ds.persons, b["person"].cpu()))  # 0..n_persons-1
-    return {k: torch.cat(v) for k, v in parts.items()}
-
-
 def au_datasets(d: AUDataConfig, seed: int) -> dict[str, FaceDataset]:
     """The three datasets of a seed's AU world (their ``config()`` goes on the data card)."""
     world = IdentitySplit(4 * (d.n_subjects + d.n_val_subjects), world_seed=AU_WORLD + seed)
@@ -172,13 +113,23 @@ def au_set(d: AUDataConfig, seed: int) -> dict[str, dict[str, Tensor]]:
     """``{"train", "probe", "val"}`` -> uint8 ``image``, 0/1 ``label`` (N x len(aus)), ``subject``
     (index within the set's subjects); ``train`` and ``probe`` also carry ``fold`` (subject mod
     n_folds). Rendered once per seed and cached on disk."""
-    def make(part: str) -> dict[str, Tensor]:
-        out = _render_set(au_datasets(d, seed)[part], d.aus)
-        if part != "val":
-            out["fold"] = out["subject"] % d.n_folds
-        return out
+    cols = torch.tensor([au_index(a) for a in d.aus])
+    sets = au_datasets(d, seed)
 
-    return {part: disk_cached(f"fmae_iat-{part}", {"data": d, "seed": seed, "v": 1}, lambda p=part: make(p))
+    def rows(part: str) -> Callable[[Tensor], dict[str, Tensor]]:
+        ds = sets[part]
+
+        def chunk(idx: Tensor) -> dict[str, Tensor]:
+            b = ds.batch(idx)
+            out = {"image": b["image"], "label": (b["au"][:, cols].cpu() > AU_ACTIVE).to(torch.uint8),
+                   "subject": torch.searchsorted(ds.persons, b["person"].cpu())}  # 0..n_persons-1
+            if part != "val":
+                out["fold"] = out["subject"] % d.n_folds
+            return out
+
+        return chunk
+
+    return {part: render_pool(f"fmae_iat-{part}", {"data": d, "seed": seed, "v": 1}, len(sets[part]), rows(part))
             for part in ("train", "probe", "val")}
 
 
@@ -191,4 +142,4 @@ def fold_split(part: dict[str, Tensor], fold: int) -> tuple[dict[str, Tensor], d
     return train, {k: v[test] for k, v in part.items()}
 
 
-__all__ = ["AU_WORLD", "BP4D_AUS", "AUDataConfig", "FaceStream", "StreamConfig", "au_datasets", "au_set", "fold_split"]
+__all__ = ["AU_WORLD", "FaceStream", "au_datasets", "au_set", "fold_split"]

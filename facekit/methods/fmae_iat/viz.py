@@ -12,7 +12,7 @@ import pandas as pd
 import torch
 from matplotlib.figure import Figure
 
-from facekit.methods.fmae_iat import AUDetector
+from facekit.methods.fmae_iat.model import AUDetector
 from facekit.models.vit_mae import FaceMAE
 from facekit.synth.params import AU_FACS, FaceParams, identity_codes
 from facekit.synth.render import render

@@ -1,8 +1,10 @@
 """Data cards: what each dataset configuration is, how it was made and what it is not.
 
 ``facekit cards`` writes ``data_cards/<name>.md`` (plus a small figure) for every entry of
-``CARD_DATASETS``, the configurations the notebooks use. Cards are regenerated from code,
-so they cannot drift from the generator they describe.
+:func:`card_datasets`, the configurations the notebooks use: the synthetic world's own
+(``SYNTH_CARDS``) and those the method packages declare (``DATA_CARDS``). Cards are
+regenerated from code, so they cannot drift from the generator they describe. This module sits
+above ``synth`` and the methods, so neither imports it.
 """
 
 from __future__ import annotations
@@ -23,28 +25,15 @@ from facekit.synth.datasets import (
     SPLITS,
     FaceDataset,
     PairDataset,
-    _SyntheticDataset,
 )
 from facekit.synth.params import AU_FACS, EMOTION_PROTOTYPES, IDENTITY_TRAITS, UNITS
 
+Dataset = FaceDataset | PairDataset  # what a card describes
+CardSpec = tuple[Callable[[], Dataset], str]  # (factory, one-line purpose)
 
-def _au_train() -> _SyntheticDataset:
-    # Cards describe the datasets the method notebooks use, read from the methods' own factories
-    # so they cannot drift; imported here, lazily, so that facekit.synth never depends on methods.
-    from facekit.methods import fmae_iat
-    from facekit.methods.fmae_iat_data import au_datasets
-
-    return au_datasets(fmae_iat.profile_config("cpu", 0).data, 0)["train"]
-
-
-def _synfer_pool() -> _SyntheticDataset:
-    from facekit.methods import synfer
-
-    return synfer.pool_dataset(synfer.profile_config("cpu", 0).data)
-
-
-# name -> (factory, one-line purpose). Counts are those of the ``cpu`` profile.
-CARD_DATASETS: dict[str, tuple[Callable[[], _SyntheticDataset], str]] = {
+# name -> (factory, one-line purpose). Counts are those of the ``cpu`` profile. The method
+# packages add theirs (their ``DATA_CARDS``), built from their own configs so they cannot drift.
+SYNTH_CARDS: dict[str, CardSpec] = {
     "faces_clean": (lambda: FaceDataset(20000, split="train", expressions="random"),
                     "single faces with sparse random Action Units, training style (notebook 01)"),
     "faces_target": (lambda: FaceDataset(5000, split="test", expressions="random", style="target"),
@@ -57,12 +46,17 @@ CARD_DATASETS: dict[str, tuple[Callable[[], _SyntheticDataset], str]] = {
                      "same-person pairs whose weight (BMI) changes by a known amount"),
     "pairs_age": (lambda: PairDataset(20000, split="train", factor="age"),
                   "same-person pairs whose age changes by a known number of years"),
-    "au_bp4d_like": (_au_train, "the BP4D-like AU set of notebook 03 (seed 0): 60 subjects with subject-specific AU "
-                     "propensities, 60 images each, 3 subject-independent folds; an AU is present when its "
-                     "intensity is above 0"),
-    "synfer_pool": (_synfer_pool, "SynFER's unlabelled target-style pool (notebook 04), rendered at 48 px and "
-                    "cropped to the inner face at 32 px for the diffusion model"),
 }
+
+def card_datasets() -> dict[str, CardSpec]:
+    """Every data card: the synthetic world's and each method package's ``DATA_CARDS``."""
+    from facekit.methods import METHODS, method_module
+
+    out = dict(SYNTH_CARDS)
+    for name in METHODS:
+        out.update(getattr(method_module(name), "DATA_CARDS", {}))
+    return out
+
 
 LIMITATIONS = """\
 - **The gap to real photos.** Faces are drawn by a procedural 2.5D renderer: an ellipsoid
@@ -88,7 +82,7 @@ a rendered face to any real person is coincidental.
 """
 
 
-def describe(ds: _SyntheticDataset, sample: int = 2048) -> tuple[dict[str, np.ndarray], str]:
+def describe(ds: Dataset, sample: int = 2048) -> tuple[dict[str, np.ndarray], str]:
     """Label columns drawn from the generator (parameters only, no rendering) and a count table."""
     idx = torch.arange(min(sample, len(ds)))
     if isinstance(ds, FaceDataset):
@@ -104,10 +98,11 @@ def describe(ds: _SyntheticDataset, sample: int = 2048) -> tuple[dict[str, np.nd
     return cols, "\n".join(lines)
 
 
-def _build(name: str) -> tuple[_SyntheticDataset, dict[str, np.ndarray], str]:
-    if name not in CARD_DATASETS:
-        raise KeyError(f"unknown data card {name!r}; valid cards are {list(CARD_DATASETS)}")
-    ds = CARD_DATASETS[name][0]()
+def _build(name: str) -> tuple[Dataset, dict[str, np.ndarray], str]:
+    cards = card_datasets()
+    if name not in cards:
+        raise KeyError(f"unknown data card {name!r}; valid cards are {list(cards)}")
+    ds = cards[name][0]()
     cols, split_table = describe(ds)
     return ds, cols, split_table
 
@@ -120,7 +115,7 @@ def card_markdown(name: str) -> str:
         return path.read_text(encoding="utf-8")
     ds, cols, split_table = _build(name)
     au_cols = [k for k in cols if k in AU_FACS]
-    return card_text(name, CARD_DATASETS[name][1], ds, ds.config(), cols, au_cols, split_table, f"{name}.png")
+    return card_text(name, card_datasets()[name][1], ds, ds.config(), cols, au_cols, split_table, f"{name}.png")
 
 
 def write_card(name: str, out_dir: str | Path = "data_cards", overwrite: bool = False) -> tuple[Path, str]:
@@ -132,7 +127,7 @@ def write_card(name: str, out_dir: str | Path = "data_cards", overwrite: bool = 
 
     fig_cols = {k: v for k, v in cols.items() if k in ("age", "weight", "yaw", "light_azimuth", "intensity", "value_a", "delta")}
     au_cols = [k for k in cols if k in AU_FACS]
-    text = card_text(name, CARD_DATASETS[name][1], ds, cfg, cols, au_cols, split_table, fig_path.name)
+    text = card_text(name, card_datasets()[name][1], ds, cfg, cols, au_cols, split_table, fig_path.name)
     if md_path.exists():
         if md_path.read_text(encoding="utf-8") == text and fig_path.exists():
             return md_path, "unchanged"
@@ -168,7 +163,7 @@ def write_card(name: str, out_dir: str | Path = "data_cards", overwrite: bool = 
     return md_path, "written"
 
 
-def card_text(name: str, purpose: str, ds: _SyntheticDataset, cfg: dict, cols: dict[str, np.ndarray],
+def card_text(name: str, purpose: str, ds: Dataset, cfg: dict, cols: dict[str, np.ndarray],
                au_cols: list[str], split_table: str, fig_name: str) -> str:
     au_table = "\n".join(f"| {a} | {AU_FACS[a]} | {float((cols[a] > 0).mean()):.2f} |" for a in au_cols) if au_cols else ""
     traits = ", ".join(t for t, _ in IDENTITY_TRAITS)
@@ -229,6 +224,6 @@ real people without validation on real, consented data.
 
 
 def write_all(out_dir: str | Path = "data_cards", overwrite: bool = False, only: list[str] | None = None) -> list[tuple[Path, str]]:
-    names = only or list(CARD_DATASETS)
+    names = only or list(card_datasets())
     return [write_card(n, out_dir, overwrite) for n in names]
 

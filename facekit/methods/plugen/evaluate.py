@@ -1,32 +1,4 @@
-"""Independent scoring of face edits: oracles, curves, the matched-success comparison (P1)
-and the invertibility check (P2) of PluGeN4Faces.
-
-Nothing here reads the model under test. An **oracle** network, trained once per profile on
-clean renders (not on any decoded image; every frame in its own scene, so it cannot recognise
-a person by the backdrop), reads an image three ways: an identity embedding
-(supervised-contrastive over persons, so frames of one person with any attribute levels
-cluster), the 26-d identity code (regression) and the seven attribute levels (regression).
-It trains with blur and noise augmentation, because it reads the autoencoder's slightly
-blurry decodes. Its quality on held-out persons is part of the claims table.
-
-Edits are scored on held-out test persons (frontal, one face each). For each method,
-attribute and ``amount`` in :data:`AMOUNTS`, every face is moved ``amount`` of the way from
-the method's own reading towards the far end of the attribute (level 1 if the face's true
-level is below 0.5, else 0). Against the unedited reconstruction:
-
-* **attribute success**: the oracle-read change of that level, as a fraction of the
-  requested full change ``|target - true level|`` (1 = the whole way);
-* **identity preservation**: cosine similarity of oracle identity embeddings, and the distance
-  between the oracle-regressed identity code and the true one;
-* **PSNR / SSIM outside the edited region** (local attributes only: smile, mouth open, eyes
-  closed, glasses), with the regions of :func:`facekit.synth.procedural.region_masks`.
-
-**Matched attribute success** (the P1 operating point): per attribute, ``s*`` is the smallest,
-over the three methods, of the highest success each reaches on its curve (so every method
-can reach it). Each method's identity preservation at ``s*`` is read off its (success,
-identity) curve by linear interpolation from the unedited point (success 0, cosine 1) up to
-the first amount whose success reaches ``s*``. P1 compares the mean over attributes.
-"""
+"""Evaluation: the scoring oracle, edit curves, matched success, invertibility, one seed of the claims."""
 
 from __future__ import annotations
 
@@ -43,15 +15,34 @@ from torch import Tensor, nn
 
 from facekit import metrics
 from facekit.config import get_profile
-from facekit.methods import plugen
-from facekit.methods.plugen import ATTRIBUTE_NAMES, EDIT_METHODS, N_ATTR, PlugenEditor
+from facekit.methods.common import batched, profile_config_of
+from facekit.methods.plugen.config import (
+    ATTRIBUTE_NAMES,
+    EDIT_METHODS,
+    N_ATTR,
+    TRAIN_HINT,
+    DataConfig,
+    profile_config,
+)
+from facekit.methods.plugen.data import (
+    apply_levels,
+    draw_levels,
+    face_pool,
+    person_batches,
+    test_faces,
+    test_params,
+)
+from facekit.methods.plugen.model import PlugenEditor
+from facekit.methods.plugen.train import train_and_load
 from facekit.models import ConvEncoder, augment, supcon_loss
 from facekit.synth.params import ID_DIM
 from facekit.synth.procedural import region_masks
 from facekit.synth.render import render
-from facekit.train import TrainConfig, TrainResult, cached_path, load_pretrained, train_or_load
+from facekit.train import TrainConfig, TrainResult, load_cached, train_or_load
 
 AMOUNTS = (0.25, 0.5, 0.75, 1.0)
+
+
 # Facial regions an attribute is allowed to change; pixels outside them should stay.
 EDIT_REGIONS: dict[str, tuple[str, ...]] = {
     "smile": ("mouth", "cheeks", "chin"),
@@ -74,16 +65,20 @@ class OracleConfig:
     attr_weight: float = 10.0  # levels live in [0, 1], so their MSE is ~10x smaller than the code's
 
 
+# The oracle's fields that differ from its defaults above (the defaults are the cpu profile).
+ORACLE_PROFILES: dict[str, dict[str, Any]] = {
+    "smoke": {"model": {"dim": 32, "widths": [8, 16, 16, 32], "id_dim": 16},
+              "train": {"steps": 40, "batch_size": 32, "lr": 3e-3, "warmup_steps": 4, "schedule": "cosine",
+                        "log_every": 10}},
+    "cpu": {},
+    "gpu": {"model": {"dim": 256, "widths": [32, 64, 128, 256], "id_dim": 128},
+            "train": {"steps": 10000, "batch_size": 512, "lr": 2e-3, "warmup_steps": 300, "schedule": "cosine"}},
+}
+
+
 def oracle_config(profile: str | None = None) -> OracleConfig:
-    profile = get_profile(profile)
-    if profile == "smoke":
-        return OracleConfig(model={"dim": 32, "widths": [8, 16, 16, 32], "id_dim": 16},
-                            train=TrainConfig(steps=40, batch_size=32, lr=3e-3, warmup_steps=4, schedule="cosine",
-                                              log_every=10))
-    if profile == "gpu":
-        return OracleConfig(model={"dim": 256, "widths": [32, 64, 128, 256], "id_dim": 128},
-                            train=TrainConfig(steps=10000, batch_size=512, lr=2e-3, warmup_steps=300, schedule="cosine"))
-    return OracleConfig()
+    """The scoring oracle of a profile (one per profile, seed 0)."""
+    return profile_config_of(OracleConfig, ORACLE_PROFILES, profile, 0)
 
 
 class Oracle(nn.Module):
@@ -112,16 +107,16 @@ def oracle_loss(model: nn.Module, batch: dict[str, Tensor], cfg: OracleConfig) -
             "code": code.detach(), "attr": attr.detach()}
 
 
-def _oracle_path_args(profile: str) -> tuple[OracleConfig, plugen.DataConfig]:
-    return oracle_config(profile), plugen.profile_config(profile).data
+def _oracle_path_args(profile: str) -> tuple[OracleConfig, DataConfig]:
+    return oracle_config(profile), profile_config(profile).data
 
 
 def train_oracle(profile: str | None = None, *, progress: bool | None = None) -> TrainResult:
     """Train (or load) the profile's oracle: the seed-0 face pool, whole persons per batch."""
     profile = get_profile(profile)
     cfg, d = _oracle_path_args(profile)
-    pool = plugen.face_pool(d, new_scene=True)
-    data = plugen._person_batches(len(pool["image"]), d.frames, cfg.train.batch_size // d.frames,
+    pool = face_pool(d, new_scene=True)
+    data = person_batches(len(pool["image"]), d.frames, cfg.train.batch_size // d.frames,
                                   {k: pool[k] for k in ("image", "person", "code", "levels")}, cfg.train.steps)
     return train_or_load("plugen_oracle", Oracle, cfg.model, data, cfg.train, profile=profile,
                          key={"data": d, "cfg": cfg, "new_scene": True}, progress=progress, loss_fn=lambda m, b: oracle_loss(m, b, cfg))
@@ -130,28 +125,23 @@ def train_oracle(profile: str | None = None, *, progress: bool | None = None) ->
 def load_oracle(profile: str | None = None) -> Oracle:
     profile = get_profile(profile)
     cfg, d = _oracle_path_args(profile)
-    path = cached_path("plugen_oracle", profile, cfg.train.seed, {"model": cfg.model, "train": cfg.train,
-                                                                  "key": {"data": d, "cfg": cfg, "new_scene": True}})
-    if not (path / "model.safetensors").is_file():
-        raise FileNotFoundError(f"no PluGeN4Faces scoring oracle for profile={profile!r} at {path}; {plugen.TRAIN_HINT}")
-    return load_pretrained(Oracle, path).eval()
+    return load_cached("plugen_oracle", Oracle, cfg.model, cfg.train, key={"data": d, "cfg": cfg, "new_scene": True},
+                       profile=profile, what=f"PluGeN4Faces scoring oracle for profile={profile!r}", hint=TRAIN_HINT)
 
 
 @torch.no_grad()
 def read(oracle: Oracle, images: Tensor, batch: int = 512) -> dict[str, Tensor]:
     """The oracle's readings of float images, in batches."""
     oracle.eval()
-    device = next(oracle.parameters()).device
-    outs = [oracle(images[i:i + batch].to(device)) for i in range(0, len(images), batch)]
-    return {k: torch.cat([o[k] for o in outs]).cpu() for k in outs[0]}
+    return batched(oracle, images, batch_size=batch, device=oracle)
 
 
-def oracle_quality(oracle: Oracle, d: plugen.DataConfig) -> dict[str, float]:
+def oracle_quality(oracle: Oracle, d: DataConfig) -> dict[str, float]:
     """How well the oracle reads held-out test persons: verification ROC-AUC between two
     renders of each person with different attribute levels and scenes (impostor: the next
     person), identity-code R^2 and the attribute-level MAE."""
-    params, levels = plugen.test_params(d)
-    p2 = plugen.apply_levels(params, plugen.draw_levels(d.seed + 13, torch.arange(len(params))))
+    params, levels = test_params(d)
+    p2 = apply_levels(params, draw_levels(d.seed + 13, torch.arange(len(params))))
     from facekit.synth.params import sample_params
 
     scene = sample_params(seed=d.seed + 14, indices=torch.arange(len(params)), identity=params.identity, pose_scale=0.0)
@@ -166,9 +156,6 @@ def oracle_quality(oracle: Oracle, d: plugen.DataConfig) -> dict[str, float]:
     for k, name in enumerate(ATTRIBUTE_NAMES):
         out[f"mae/{name}"] = metrics.mae(levels[:, k], a["levels"][:, k])
     return out
-
-
-# ------------------------------------------------------------------------------ edits
 
 
 def edit_targets(levels: Tensor) -> Tensor:
@@ -187,12 +174,12 @@ def _outside_scores(edit: Tensor, ref: Tensor, inside: Tensor) -> tuple[float, f
 
 
 @torch.no_grad()
-def edit_curves(editor: PlugenEditor, oracle: Oracle, d: plugen.DataConfig, seed: int = 0,
+def edit_curves(editor: PlugenEditor, oracle: Oracle, d: DataConfig, seed: int = 0,
                 amounts: Sequence[float] = AMOUNTS, methods: Sequence[str] = EDIT_METHODS,
                 split: str = "test") -> pd.DataFrame:
     """One row per (method, attribute, amount) on the test faces of ``seed`` (or validation
     faces, ``split="val"``), amount 0 being the unedited reconstruction."""
-    params, levels = plugen.test_params(d, seed, split)
+    params, levels = test_params(d, seed, split)
     images = render(params, d.size)
     masks = region_masks(params, d.size)
     z = editor.encode(images)
@@ -261,15 +248,22 @@ def invertibility(editor: PlugenEditor, z: Tensor) -> dict[str, float]:
 
 
 def run_seed(profile: str | None = None, seed: int = 0, *, progress: bool | None = False,
-             log: Callable[[str], None] = print) -> tuple[dict[str, float], pd.DataFrame]:
-    """Every number of the PluGeN4Faces claims for one seed: a flat dict and the curves."""
+             log: Callable[[str], None] = print) -> dict[str, float]:
+    """Every number of the PluGeN4Faces claims for one seed, as a flat ``{name: value}`` dict
+    (the edit curves are in it as ``curve/<method>/<attribute>/<amount>/<value>``)."""
+    return run_seed_with_curves(profile, seed, progress=progress, log=log)[0]
+
+
+def run_seed_with_curves(profile: str | None = None, seed: int = 0, *, progress: bool | None = False,
+                         log: Callable[[str], None] = print) -> tuple[dict[str, float], pd.DataFrame]:
+    """:func:`run_seed`'s dict and the edit curves as a table (for figures)."""
     profile = get_profile(profile)
-    editor, _ = plugen.train_and_load(profile, seed, progress=progress)
+    editor, _ = train_and_load(profile, seed, progress=progress)
     log(f"seed {seed}: autoencoder, flows and linear directions ready")
     oracle = train_oracle(profile, progress=progress).model.eval()
     d = editor.cfg.data
     out: dict[str, float] = {f"oracle/{k}": v for k, v in oracle_quality(oracle, d).items()}
-    images = plugen.test_faces(d, seed)["image"]
+    images = test_faces(d, seed)["image"]
     z = editor.encode(images)
     recon = editor.decode(z)
     out["ae/psnr"], out["ae/ssim"] = metrics.psnr(recon, images), metrics.ssim(recon, images, window_size=7)
@@ -295,21 +289,3 @@ def run_seed(profile: str | None = None, seed: int = 0, *, progress: bool | None
         out[f"outside/{method}/ssim"] = float(g["ssim_out"].mean())
     log(f"seed {seed}: evaluated")
     return out, curves
-
-
-__all__ = [
-    "AMOUNTS",
-    "EDIT_REGIONS",
-    "Oracle",
-    "OracleConfig",
-    "edit_curves",
-    "edit_targets",
-    "invertibility",
-    "load_oracle",
-    "matched_success",
-    "oracle_config",
-    "oracle_quality",
-    "read",
-    "run_seed",
-    "train_oracle",
-]

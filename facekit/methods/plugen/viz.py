@@ -8,7 +8,8 @@ import pandas as pd
 import torch
 from matplotlib.figure import Figure
 
-from facekit.methods.plugen import ATTRIBUTE_NAMES, ATTRIBUTES, EDIT_METHODS, PlugenEditor
+from facekit.methods.plugen.config import ATTRIBUTE_NAMES, ATTRIBUTES, EDIT_METHODS
+from facekit.methods.plugen.model import PlugenEditor
 from facekit.viz import face_grid, png_bytes
 
 METHOD_LABELS = {"plugen4faces": "PluGeN4Faces (identity loss)", "plugen": "PluGeN (no identity loss)",

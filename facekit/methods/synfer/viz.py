@@ -10,8 +10,8 @@ import torch
 from matplotlib.figure import Figure
 from torch import Tensor
 
-from facekit.methods.synfer_captions import CaptionWriter
-from facekit.methods.synfer_pipeline import SynFERPipeline
+from facekit.methods.synfer.data import CaptionWriter
+from facekit.methods.synfer.model import SynFERPipeline
 from facekit.synth.params import AU_FACS, AU_NAMES, EMOTIONS, au_index, emotion_aus
 from facekit.viz import png_bytes
 

@@ -15,7 +15,9 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
-from facekit.methods.comface import DELTA_SCALE, TASKS, ChangeHead, ComFace
+from facekit.methods.comface.config import DELTA_SCALE, TASKS
+from facekit.methods.comface.evaluate import ChangeHead
+from facekit.methods.comface.model import ComFace
 from facekit.synth.datasets import FACTOR_RANGES, FACTOR_UNITS, IdentitySplit
 from facekit.synth.params import (
     EMOTIONS,
@@ -174,9 +176,7 @@ def similarity_figure(model: ComFace, pairs: Mapping[str, torch.Tensor]) -> Figu
         m = torch.nonzero(pairs["kind"] == k).ravel()
         ax.hist((za[m] * zb[m]).sum(1).numpy(), bins=30, alpha=0.6, label="same person")
         ax.hist((za[m] * zb[m.roll(1)]).sum(1).numpy(), bins=30, alpha=0.6, label="different persons")
-        ax.set_title(name)
-        ax.set_xlabel("cosine similarity of inter embeddings")
-        ax.set_ylabel("pairs")
+        ax.set(title=name, xlabel="cosine similarity of inter embeddings", ylabel="pairs")
         ax.legend(fontsize=8)
     fig.suptitle("Verification across a large change (target style, unseen persons)")
     fig.tight_layout()

@@ -1,0 +1,149 @@
+"""ComFace's data: same-person pairs from the synthetic world, rendered once per config."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from facekit.io import disk_cached, to_uint8
+from facekit.methods.comface.config import DELTA_SCALE, TASKS, ComFaceConfig, check_task
+from facekit.synth.datasets import IdentitySplit, PairDataset
+from facekit.synth.params import EMOTIONS, N_AUS, emotion_matrix, sample_params
+from facekit.synth.render import render
+
+
+def _pairs_new_scene(ds: PairDataset, indices: Tensor) -> dict[str, Tensor]:
+    """``ds.batch`` with photo b given another pair's background, clothing (``seed``), pose
+    and light: a new scene, as between two real photos of one person.
+
+    A PairDataset holds the scene within a pair (pose and light only jittered). A contrastive
+    loss over persons then matched backdrops instead of faces, and never had to recognise a
+    person across pose and light (the verification numbers are in MODEL_CARD.md).
+    """
+    idx = torch.as_tensor(indices, dtype=torch.int64)
+    base, emotion = ds._held(idx)
+    va, vb = ds.values(idx)
+    pa, pb = ds._view(base, emotion, va, idx, 0), ds._view(base, emotion, vb, idx, 1)
+    other = {f: getattr(pb, f).roll(1, 0) for f in ("yaw", "pitch", "roll", "light_azimuth", "light_elevation",
+                                                     "light_strength")}
+    pb = pb.replace(background=pa.background.roll(1, 0), seed=pa.seed.roll(1, 0), **other)
+    return {"a": ds.render_params(pa), "b": ds.render_params(pb), "delta": vb - va, "person": ds.person_of(idx)}
+
+
+def _render_pairs(ds: PairDataset, indices: Tensor, task: str, chunk: int = 256,
+                  new_scene: bool = False) -> dict[str, Tensor]:
+    """Pairs of ``ds`` as uint8 images plus the full scaled 3-vector of deltas (zeros for the
+    factors held fixed)."""
+    parts: dict[str, list[Tensor]] = {"a": [], "b": [], "delta": [], "person": []}
+    for start in range(0, len(indices), chunk):
+        chunk_idx = indices[start:start + chunk]
+        b = _pairs_new_scene(ds, chunk_idx) if new_scene else ds.batch(chunk_idx)
+        delta = torch.zeros(len(b["delta"]), len(TASKS))
+        delta[:, TASKS.index(task)] = b["delta"].cpu() / DELTA_SCALE[task]
+        for k, v in (("a", to_uint8(b["a"].cpu())), ("b", to_uint8(b["b"].cpu())), ("delta", delta),
+                     ("person", b["person"].cpu())):
+            parts[k].append(v)
+    return {k: torch.cat(v) for k, v in parts.items()}
+
+
+def training_pool(cfg: ComFaceConfig) -> dict[str, Tensor]:
+    """The clean-style, train-split pairs every model of this config trains on (all factors).
+
+    Factor k uses dataset items ``k * pool_pairs ...``, so the three factors together cover
+    ``3 * pool_pairs`` consecutive persons of the round-robin (all persons when that exceeds
+    the split). Shared by ComFace and the SimCLR baseline; the same for every seed.
+    """
+    d = cfg.data
+    ids = IdentitySplit(d.n_identities)
+
+    def make() -> dict[str, Tensor]:
+        parts = []
+        for k, task in enumerate(TASKS):
+            ds = PairDataset(3 * d.pool_pairs, split="train", identities=ids, seed=0, size=d.size, style="clean",
+                             factor=task, nuisance=d.nuisance)
+            parts.append(_render_pairs(ds, torch.arange(k * d.pool_pairs, (k + 1) * d.pool_pairs), task,
+                                       new_scene=d.new_scene))
+        return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
+
+    return disk_cached("comface-pool", {"data": d, "v": 1}, make)
+
+
+def transfer_sets(cfg: ComFaceConfig, task: str, split: str = "test") -> dict[str, dict[str, Tensor]]:
+    """Target-style pairs of test persons for one task: a ``labelled`` pool (the first half of
+    the test persons; per-seed subsets of it are the labelled sets) and an ``eval`` set of
+    other test persons. Fixed across seeds, so seeds differ in training and in the subset.
+    ``split="val"`` builds the same from validation persons, for choosing settings."""
+    check_task(task, TASKS)
+    if split not in ("val", "test"):
+        raise ValueError(f"split={split!r} is not valid; transfer sets come from 'val' or 'test' persons")
+    d = cfg.data
+    ids = IdentitySplit(d.n_identities)
+    half = len(ids.ids(split)) // 2
+
+    def make(part: str) -> Callable[[], dict[str, Tensor]]:
+        def inner() -> dict[str, Tensor]:
+            n = max(d.n_labelled) if part == "labelled" else d.n_eval
+            ds = PairDataset(n, split=split, identities=ids, seed=101 if part == "labelled" else 202, size=d.size,
+                             style="target", factor=task, nuisance=d.nuisance)
+            persons = ds.persons
+            ds.persons = persons[:half] if part == "labelled" else persons[half:]
+            return _render_pairs(ds, torch.arange(n), task)
+        return inner
+
+    key = {"size": d.size, "n_identities": d.n_identities, "nuisance": d.nuisance, "task": task, "v": 1,
+           **({"split": split} if split != "test" else {})}
+    return {part: disk_cached(f"comface-{part}", {**key, "n": max(d.n_labelled) if part == "labelled" else d.n_eval},
+                               make(part)) for part in ("labelled", "eval")}
+
+
+def labelled_subset(n_pool: int, n: int, seed: int) -> Tensor:
+    """Indices of the ``n`` labelled pairs a seed uses (nested: the 100 are among the 300)."""
+    if not 1 <= n <= n_pool:
+        raise ValueError(f"n={n} labelled pairs is not valid; the labelled pool holds {n_pool}")
+    return torch.randperm(n_pool, generator=torch.Generator().manual_seed(seed))[:n]
+
+
+def task_deltas(pairs: dict[str, Tensor], task: str) -> np.ndarray:
+    """A task's deltas in its own units (pairs store scaled deltas)."""
+    return pairs["delta"][:, TASKS.index(task)].numpy() * DELTA_SCALE[task]
+
+
+def images(pairs: dict[str, Tensor], which: str, idx: Tensor | None = None) -> Tensor:
+    x = pairs[which] if idx is None else pairs[which][idx]
+    return x.float() / 255
+
+
+def verification_pairs(cfg: ComFaceConfig, seed: int = 303) -> dict[str, Tensor]:
+    """Target-style verification pairs of held-out test persons across a *large* change.
+
+    For each of ``n_verify`` persons: an age pair (age a and a + 30 years) and an expression
+    pair (neutral and one emotion at full intensity), each photo with its own pose, light and
+    background. Impostors pair person i's first photo with person i+1's second photo.
+    ``kind`` is 0 for age pairs, 1 for expression pairs.
+    """
+    d = cfg.data
+    ids = IdentitySplit(d.n_identities)
+
+    def make() -> dict[str, Tensor]:
+        persons = ids.ids("test")[: d.n_verify]
+        n = len(persons)
+        codes = ids.codes(persons)
+        idx = torch.arange(n)
+        pa = sample_params(seed=seed, indices=idx, identity=codes, au=torch.zeros(n, N_AUS), style="target")
+        pb = sample_params(seed=seed + 1, indices=idx, identity=codes, au=torch.zeros(n, N_AUS), style="target")
+        g = torch.Generator().manual_seed(seed)
+        age = 18 + 32 * torch.rand(n, generator=g)
+        emotion = torch.randint(1, len(EMOTIONS), (n,), generator=g)
+        weight = pa.weight
+        age_a, age_b = pa.replace(age=age), pb.replace(age=age + 30, weight=weight)
+        expr_a, expr_b = pa.replace(age=age), pb.replace(age=age, weight=weight, au=emotion_matrix()[emotion])
+        a = torch.cat([render(age_a, d.size, style="target"), render(expr_a, d.size, style="target")])
+        b = torch.cat([render(age_b, d.size, style="target"), render(expr_b, d.size, style="target")])
+        return {"a": to_uint8(a), "b": to_uint8(b), "person": torch.cat([persons, persons]),
+                "kind": torch.cat([torch.zeros(n), torch.ones(n)]).long()}
+
+    return disk_cached("comface-verify", {"size": d.size, "n_identities": d.n_identities, "n": d.n_verify,
+                                           "seed": seed, "v": 1}, make)

@@ -1,0 +1,326 @@
+"""Metric records: the writer and the reader of ``results/<profile>/<notebook>.json``.
+
+Every notebook reports its headline numbers through :func:`record`, which writes a user's runs to
+``results/<profile>/`` (git-ignored). The records the repository ships live in
+``results/reference/<profile>/``, which nothing here writes. Readers (:func:`load_records`,
+:func:`read_record`) take the user's record of a notebook when there is one, else the
+reference one, and say which (``Records.sources``). The pilot report and the benchmarks read
+only these records.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import re
+import subprocess
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from facekit._version import __version__
+from facekit.config import config_hash, get_profile, results_dir
+from facekit.io import atomic_write
+from facekit.metrics import ArrayLike, as_numpy, bootstrap_ci, mean_ci
+
+__all__ = ["Metric", "Records", "check_metric_names", "claim_difference", "claims_table", "git_revision",
+           "load_records", "metric_name", "parse_metric_name", "read_record", "record", "reference_dir"]
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One headline number. ``ci`` is the (low, high) interval at ``ci_level`` when the number
+    comes from several seeds (``ci_method="t"``) or a bootstrap (``"bootstrap"``)."""
+
+    name: str
+    value: float
+    ci: tuple[float, float] | None = None
+    n: int | None = None
+    seeds: tuple[int, ...] = ()
+    values: tuple[float, ...] = ()
+    ci_method: str | None = None
+    ci_level: float | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_seeds(
+        cls, name: str, values: ArrayLike, seeds: Sequence[int], level: float = 0.95
+    ) -> Metric:
+        """Mean over seeds with its t interval; the per-seed values are kept for claim checks."""
+        v = [float(x) for x in as_numpy(values).ravel()]
+        if len(v) != len(seeds):
+            raise ValueError(
+                f"Metric {name!r}: {len(v)} values but {len(seeds)} seeds; pass one value per seed"
+            )
+        iv = mean_ci(v, level)
+        return cls(
+            name,
+            iv.value,
+            ci=(iv.low, iv.high),
+            n=len(v),
+            seeds=tuple(int(s) for s in seeds),
+            values=tuple(v),
+            ci_method="t",
+            ci_level=level,
+        )
+
+    @classmethod
+    def from_bootstrap(
+        cls,
+        name: str,
+        data: ArrayLike | tuple[ArrayLike, ...],
+        fn: Callable[..., float] = np.mean,
+        *,
+        seed: int,
+        n_boot: int = 1000,
+        level: float = 0.95,
+    ) -> Metric:
+        """``fn`` on the test set of the model trained with ``seed``, with a bootstrap interval
+        (``seed`` also seeds the resampling, so the record is reproducible)."""
+        iv = bootstrap_ci(data, fn, n_boot=n_boot, level=level, seed=seed)
+        n = len(as_numpy(data[0] if isinstance(data, tuple) else data))
+        return cls(
+            name,
+            iv.value,
+            ci=(iv.low, iv.high),
+            n=n,
+            seeds=(seed,),
+            ci_method="bootstrap",
+            ci_level=level,
+        )
+
+
+@functools.lru_cache(maxsize=1)
+def git_revision() -> str:
+    """The commit of the facekit checkout (``-dirty`` when it has uncommitted changes), or
+    ``"unknown"`` when facekit is not installed from a git checkout."""
+    cwd = Path(__file__).resolve().parent
+
+    def git(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=10)
+
+    try:
+        rev = git("rev-parse", "HEAD")
+        if rev.returncode != 0:
+            return "unknown"
+        dirty = git("status", "--porcelain", "--untracked-files=no").stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    return rev.stdout.strip() + ("-dirty" if dirty else "")
+
+
+def _entry(
+    m: Metric, seeds: Sequence[int], profile: str, chash: str | None, now: str
+) -> dict[str, Any]:
+    if not isinstance(m.name, str) or not m.name.strip():
+        raise ValueError(f"metric name {m.name!r} is not valid; pass a non-empty string")
+    numbers = [m.value, *(m.ci or ()), *m.values]
+    if not all(isinstance(x, int | float) and math.isfinite(x) for x in numbers):
+        raise ValueError(
+            f"metric {m.name!r} has a non-finite or non-numeric value {numbers}; records hold finite floats"
+        )
+    return {
+        "name": m.name,
+        "value": float(m.value),
+        "ci": [float(m.ci[0]), float(m.ci[1])] if m.ci is not None else None,
+        "ci_level": m.ci_level,
+        "ci_method": m.ci_method,
+        "n": m.n,
+        "seeds": list(m.seeds or seeds),
+        "values": list(m.values),
+        "extra": dict(m.extra),
+        "profile": profile,
+        "config_hash": chash,
+        "version": __version__,
+        "git_rev": git_revision(),
+        "time": now,
+    }
+
+
+def record(
+    notebook: str,
+    metrics: Sequence[Metric] | Mapping[str, float | Metric],
+    *,
+    profile: str | None = None,
+    config: Any = None,
+    seeds: Sequence[int] = (),
+) -> Path:
+    """Write ``metrics`` into ``results/<profile>/<notebook>.json`` and return its path.
+
+    Metrics replace earlier ones of the same name and leave the others in place, so a notebook
+    can record in several cells. ``config`` is hashed (:func:`facekit.config.config_hash`) so a
+    reader can tell which settings produced the number; ``seeds`` is the default for metrics
+    that do not carry their own. The file is replaced atomically.
+    """
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.\-]*", notebook):
+        raise ValueError(
+            f"notebook={notebook!r} is not valid; use the notebook's file stem, e.g. '03_comface'"
+        )
+    profile = get_profile(profile)
+    if isinstance(metrics, Mapping):
+        items = []
+        for name, m in metrics.items():
+            if isinstance(m, Metric) and m.name != name:
+                raise ValueError(
+                    f"metrics[{name!r}] is a Metric named {m.name!r}; use the same name"
+                )
+            items.append(m if isinstance(m, Metric) else Metric(name, m))
+    else:
+        items = list(metrics)
+    now = datetime.now(UTC).isoformat(timespec="seconds")
+    chash = config_hash(config) if config is not None else None
+    new = {m.name: _entry(m, seeds, profile, chash, now) for m in items}
+    path = results_dir(profile) / f"{notebook}.json"
+    old = _read(path)["metrics"] if path.exists() else {}
+    doc = {"notebook": notebook, "profile": profile, "metrics": {**old, **new}}
+    atomic_write(path, json.dumps(doc, indent=2, sort_keys=True) + "\n")
+    return path
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        doc = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(
+            f"{path} is not valid JSON ({err}); records are written only by facekit.records.record"
+        ) from err
+    if not isinstance(doc, dict) or not isinstance(doc.get("metrics"), dict):
+        raise ValueError(
+            f"{path} has no 'metrics' object; records are written only by facekit.records.record"
+        )
+    return doc
+
+
+def reference_dir(profile: str | None = None) -> Path:
+    """``results/reference/<profile>/``: the records the repository ships (never written here)."""
+    return results_dir(profile).parent / "reference" / get_profile(profile)
+
+
+class Records(dict[str, dict[str, dict[str, Any]]]):
+    """``{notebook: {metric name: entry}}``, with ``sources``: the file each notebook was read from."""
+
+    def __init__(self, data: Mapping[str, dict[str, dict[str, Any]]], sources: Mapping[str, Path]) -> None:
+        super().__init__(data)
+        self.sources = dict(sources)
+
+
+def load_records(profile: str | None = None) -> Records:
+    """All records of a profile, one per notebook: the user's (``results/<profile>/``) when there
+    is one, else the shipped reference (``results/reference/<profile>/``); empty when neither."""
+    paths = {p.stem: p for p in sorted(reference_dir(profile).glob("*.json"))}
+    paths.update({p.stem: p for p in sorted(results_dir(profile).glob("*.json"))})
+    return Records({name: _read(path)["metrics"] for name, path in sorted(paths.items())}, dict(sorted(paths.items())))
+
+
+def read_record(notebook: str, profile: str | None = None) -> tuple[dict[str, dict[str, Any]] | None, Path | None]:
+    """One notebook's record and the file it came from (the user's, else the reference), or
+    ``(None, None)`` when neither exists."""
+    for path in (results_dir(profile) / f"{notebook}.json", reference_dir(profile) / f"{notebook}.json"):
+        if path.is_file():
+            return _read(path)["metrics"], path
+    return None, None
+
+
+
+
+# ----------------------------------------------------------------------------- claims
+
+
+def claim_difference(entries: Mapping[str, Mapping[str, Any]], claim: Any) -> tuple[list[float], list[float], Any]:
+    """A claim's per-seed values of ``ours`` and ``baseline`` (a metric or a fixed bar) in a
+    claims record, and their paired difference (:func:`facekit.metrics.paired_difference`,
+    shifted by the claim's ``margin``)."""
+    from facekit.metrics import paired_difference
+
+    ours = [float(v) for v in entries[claim.ours]["values"] or [entries[claim.ours]["value"]]]
+    if isinstance(claim.baseline, str):
+        base = [float(v) for v in entries[claim.baseline]["values"] or [entries[claim.baseline]["value"]]]
+    else:
+        base = [float(claim.baseline)] * len(ours)
+    shift = -claim.margin if claim.higher_is_better else claim.margin
+    d = paired_difference(np.add(ours, shift), base, higher_is_better=claim.higher_is_better)
+    return ours, base, d
+
+
+def claims_table(entries: Mapping[str, Mapping[str, Any]], method: str) -> Any:
+    """One row per claim the method declares (its ``CLAIMS``), measured from a claims record (the
+    per-seed values ``benchmarks/claims.py`` stores): both sides as mean [95% interval], the
+    paired difference, whether every seed goes the claimed way and whether the claim holds. Claims
+    the record judges but ``CLAIMS`` cannot express as a pair of metrics (ratios, differences of
+    differences) follow with the record's own verdict."""
+    import pandas as pd
+
+    from facekit.methods import method_module
+
+    def fmt(values: Sequence[float]) -> str:
+        if len(values) < 2:
+            return f"{values[0]:.3g}"
+        m, lo, hi = mean_ci(values)
+        return f"{m:.3g} [{lo:.3g}, {hi:.3g}]"
+
+    claims = method_module(method).CLAIMS
+    rows = []
+    for c in claims:
+        ours, base, d = claim_difference(entries, c)
+        rows.append({"claim": c.id, "statement": c.statement, "ours": fmt(ours),
+                     "baseline": fmt(base) if isinstance(c.baseline, str) else f"{c.baseline:g}",
+                     "difference [95% CI]": f"{d.mean:.3g} [{d.low:.3g}, {d.high:.3g}]" if d.n > 1 else f"{d.mean:.3g}",
+                     "every seed": d.every_seed, "holds": d.holds})
+    declared = {c.id.split("/")[0] for c in claims}
+    for name, e in entries.items():
+        cid = name.removesuffix("/holds")
+        if name.endswith("/holds") and "/" not in cid and cid not in declared:
+            rows.append({"claim": cid, "statement": "judged by benchmarks/claims.py (not a pair of metrics)",
+                         "ours": "", "baseline": "", "difference [95% CI]": "", "every seed": None,
+                         "holds": bool(e["value"])})
+    return pd.DataFrame(rows).set_index("claim")
+
+
+# ------------------------------------------------------------------------- metric names
+
+
+def metric_name(record_name: str, metric: str) -> str:
+    """``record:metric``, the way a scenario names a metric (:func:`parse_metric_name` reads it)."""
+    return f"{record_name}:{metric}"
+
+
+def parse_metric_name(text: str) -> tuple[str, str]:
+    """``(record, metric)`` of ``record:metric``; ``ValueError`` naming the text otherwise."""
+    record_name, sep, metric = str(text).partition(":")
+    if not sep or not record_name or not metric:
+        raise ValueError(f"metric name {text!r} is not valid; write it as 'record:metric', "
+                         "e.g. 'claims_fmae_iat:iat_linear/f1'")
+    return record_name, metric
+
+
+def check_metric_names(names: Sequence[str], profile: str | None = "cpu") -> None:
+    """Raise ``ValueError`` for any ``record:metric`` in ``names`` that no record of ``profile``
+    holds (a ``*`` in the metric must match at least one), naming the closest names written.
+
+    The records are what the methods and notebooks wrote (the user's, else the shipped
+    reference), so a scenario that names a metric nothing writes fails when it is loaded,
+    not when the report is drawn.
+    """
+    import difflib
+    import fnmatch
+
+    recs = load_records(profile)
+    bad = []
+    for text in names:
+        record_name, metric = parse_metric_name(text)
+        if record_name not in recs:
+            close = difflib.get_close_matches(record_name, list(recs), n=3)
+            bad.append(f"{text!r}: no record {record_name!r} (records: {close or sorted(recs)})")
+            continue
+        written = recs[record_name]
+        found = fnmatch.filter(written, metric) if "*" in metric else [metric] if metric in written else []
+        if not found:
+            close = difflib.get_close_matches(metric, list(written), n=3)
+            bad.append(f"{text!r}: {record_name} has no metric {metric!r} (closest: {close})")
+    if bad:
+        raise ValueError("unknown metric names: " + "; ".join(bad))

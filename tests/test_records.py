@@ -1,0 +1,66 @@
+"""Records: the user's runs before the shipped reference, claims tables from CLAIMS, metric names."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from facekit import records as fr
+from facekit.methods import METHODS
+
+REFERENCE = Path(__file__).parents[1] / "results" / "reference" / "cpu"
+
+# The per-claim verdicts the claims benchmark recorded, under the names each script wrote them.
+RECORDED = {
+    "comface": {f"C1/{t}/{b}": f"C1/{t}/comface_minus_{b}/mae" for t in ("expression", "weight", "age")
+                for b in ("simclr", "pca")},
+    "fmae_iat": {c: f"{c}/difference" for c in ("F1", "F2", "F4")},
+    "synfer": {c: f"{c}/difference" for c in ("S1", "S2", "S3", "S4")},
+    "gencon": {"G1": "G1/gencon_minus_single/acc"},
+    "plugen": {"P1/plugen": "P1/plugen4faces_minus_plugen/id_cos", "P1/linear": "P1/plugen4faces_minus_linear/id_cos",
+               "P2": "P2/max_rel_error_minus_bound"},
+}
+
+
+@pytest.fixture
+def results(tmp_path, monkeypatch):
+    root = tmp_path / "results"
+    shutil.copytree(REFERENCE, root / "reference" / "cpu")
+    monkeypatch.setenv("FACEKIT_RESULTS", str(root))
+    return root
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_claims_table_reproduces_the_recorded_verdicts(results, method):
+    entries, source = fr.read_record(f"claims_{method}", "cpu")
+    assert source == results / "reference" / "cpu" / f"claims_{method}.json"
+    table = fr.claims_table(entries, method)
+    for claim, name in RECORDED[method].items():
+        assert bool(table.loc[claim, "holds"]) == bool(entries[name]["extra"]["holds"]), claim
+
+
+def test_readers_prefer_the_users_record_and_say_which(results):
+    assert fr.load_records("cpu").sources["02_comface"] == results / "reference" / "cpu" / "02_comface.json"
+    path = fr.record("02_comface", {"mine": 1.0}, profile="cpu")
+    assert path == results / "cpu" / "02_comface.json"
+    recs = fr.load_records("cpu")
+    assert recs.sources["02_comface"] == path and set(recs["02_comface"]) == {"mine"}
+    assert recs.sources["claims_comface"].parent == results / "reference" / "cpu"
+    assert fr.read_record("02_comface", "cpu") == (recs["02_comface"], path)
+    assert fr.read_record("nothing", "cpu") == (None, None)
+    ref = json.loads((results / "reference" / "cpu" / "02_comface.json").read_text())
+    assert "mine" not in ref["metrics"]  # the reference is never written
+
+
+def test_metric_names_are_checked_against_what_was_written(results):
+    fr.check_metric_names(["claims_fmae_iat:iat_linear/f1", "claims_plugen:curve/plugen4faces/*/1/success"])
+    with pytest.raises(ValueError, match=r"claims_fmae_iat has no metric 'iat_linear/f2'.*iat_linear/f1"):
+        fr.check_metric_names(["claims_fmae_iat:iat_linear/f2"])
+    with pytest.raises(ValueError, match=r"no record 'claims_fmae'"):
+        fr.check_metric_names(["claims_fmae:iat_linear/f1"])
+    with pytest.raises(ValueError, match="'record:metric'"):
+        fr.check_metric_names(["iat_linear/f1"])
+    assert fr.parse_metric_name(fr.metric_name("claims_gencon", "gencon/acc")) == ("claims_gencon", "gencon/acc")
