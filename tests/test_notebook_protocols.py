@@ -1,7 +1,7 @@
-"""No committed notebook re-runs a claims protocol: a whole seed of it (every baseline, fold and
-variant) took most of an hour from a cold cache inside notebook 03. A notebook trains or loads
-the one model it teaches and reads the seeds' figures from the claims records
-(``facekit.records.seed_scores``)."""
+"""No committed notebook re-runs a claims protocol: a whole seed of it trains every baseline,
+fold and variant, and a cold `cpu` run of notebook 03 was still in it after 58 minutes (issue
+19). A notebook trains or loads the one model it teaches and reads the seed's figures from the
+claims records (``facekit.records.seed_scores``)."""
 
 from __future__ import annotations
 
