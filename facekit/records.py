@@ -28,8 +28,9 @@ from facekit.config import config_hash, get_profile, results_dir
 from facekit.io import atomic_write
 from facekit.metrics import ArrayLike, as_numpy, bootstrap_ci, mean_ci
 
-__all__ = ["Metric", "Records", "check_metric_names", "claim_difference", "claims_table", "git_revision",
-           "load_records", "metric_name", "parse_metric_name", "read_record", "record", "reference_dir"]
+__all__ = ["Metric", "Records", "SeedScores", "check_metric_names", "claim_difference", "claims_table",
+           "git_revision", "load_records", "metric_name", "parse_metric_name", "read_record", "record",
+           "reference_dir", "seed_scores"]
 
 
 @dataclass(frozen=True)
@@ -226,6 +227,67 @@ def read_record(notebook: str, profile: str | None = None) -> tuple[dict[str, di
     return None, None
 
 
+class SeedScores(dict[str, float]):
+    """One seed's figures from a claims record (what the method's ``run_seed`` returned for that
+    seed), with where they came from, so a notebook can show them without re-running the seed."""
+
+    def __init__(self, data: Mapping[str, float], *, method: str, seed: int, profile: str, requested: str,
+                 source: Path, revisions: Sequence[str], times: Sequence[str]) -> None:
+        super().__init__(data)
+        self.method, self.seed, self.profile, self.requested = method, seed, profile, requested
+        self.source, self.revisions, self.times = source, tuple(revisions), tuple(times)
+
+    @property
+    def is_reference(self) -> bool:
+        """True when the figures come from the record the repository ships, not the user's run."""
+        return self.source.parent == reference_dir(self.profile)
+
+    def describe(self) -> str:
+        """Which record was read (the user's or the shipped reference), its commit and date, and
+        the fallback to ``cpu`` when the requested profile has no claims record."""
+        try:
+            shown = self.source.resolve().relative_to(results_dir(self.profile).resolve().parents[1])
+        except ValueError:
+            shown = self.source.resolve()
+        whose = "the shipped reference record" if self.is_reference else "your own record"
+        revs = ", ".join(r[:12] + ("-dirty" if r.endswith("-dirty") else "") for r in self.revisions)
+        dates = sorted({t[:10] for t in self.times})
+        text = (f"seed {self.seed} of claims_{self.method} (profile {self.profile}) read from {whose} {shown}, "
+                f"written at commit {revs} on {', '.join(dates)} by "
+                f"`python benchmarks/claims.py --method {self.method} --profile {self.profile}`")
+        if self.requested != self.profile:
+            text += (f"; profile {self.requested} has no claims record, so these are the {self.profile} "
+                     "figures, not this profile's")
+        return text
+
+
+def seed_scores(method: str, seed: int = 0, profile: str | None = None, fallback: str = "cpu") -> SeedScores:
+    """The figures ``run_seed(profile, seed)`` of ``method`` produced in the claims run, read
+    from ``claims_<method>`` (the user's record, else the shipped reference) instead of
+    re-training every model of the protocol; the claim verdicts and paired differences the
+    benchmark added are left out. A profile without a claims record falls back to ``fallback``
+    (``SeedScores.describe`` says so)."""
+    requested = get_profile(profile)
+    used = requested
+    entries, source = read_record(f"claims_{method}", requested)
+    if entries is None and fallback != requested:
+        used = get_profile(fallback)
+        entries, source = read_record(f"claims_{method}", used)
+    if entries is None or source is None:
+        raise FileNotFoundError(
+            f"no claims record for method={method!r} at profile {requested!r} or {fallback!r}; "
+            f"run `python benchmarks/claims.py --method {method} --profile {requested}`"
+        )
+    kept = {n: e for n, e in entries.items() if not n.endswith("/holds") and "holds" not in e.get("extra", {})}
+    seeds = sorted({int(s) for e in kept.values() for s in e["seeds"]})
+    if seed not in seeds:
+        raise ValueError(f"seed={seed} is not in {source} (seeds {seeds}); pass one of those seeds, or run "
+                         f"`python benchmarks/claims.py --method {method} --profile {used} --seeds {seed}`")
+    data = {n: float(e["values"][e["seeds"].index(seed)]) for n, e in kept.items()
+            if seed in e["seeds"] and len(e["values"]) == len(e["seeds"])}
+    return SeedScores(data, method=method, seed=seed, profile=used, requested=requested, source=source,
+                      revisions=sorted({e["git_rev"] for e in kept.values()}),
+                      times=sorted({e["time"] for e in kept.values()}))
 
 
 # ----------------------------------------------------------------------------- claims

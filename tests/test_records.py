@@ -64,3 +64,27 @@ def test_metric_names_are_checked_against_what_was_written(results):
     with pytest.raises(ValueError, match="'record:metric'"):
         fr.check_metric_names(["iat_linear/f1"])
     assert fr.parse_metric_name(fr.metric_name("claims_gencon", "gencon/acc")) == ("claims_gencon", "gencon/acc")
+
+
+def test_seed_scores_are_one_seeds_values_without_the_verdicts(results):
+    entries, _ = fr.read_record("claims_comface", "cpu")
+    scores = fr.seed_scores("comface", 1, "cpu")
+    assert scores["comface/age/n300/mae"] == entries["comface/age/n300/mae"]["values"][1]
+    assert scores["comface/age/n300/mae"] != entries["comface/age/n300/mae"]["value"]  # one seed, not the mean
+    assert not any(n.endswith("/holds") or n.startswith("C1/") for n in scores)
+    assert scores.is_reference and scores.source == results / "reference" / "cpu" / "claims_comface.json"
+    text = scores.describe()
+    assert "shipped reference" in text and "results/reference/cpu/claims_comface.json" in text
+    assert entries["comface/age/n300/mae"]["git_rev"][:12] in text and "fall" not in text
+
+
+def test_seed_scores_say_when_they_are_the_users_or_another_profiles(results):
+    smoke = fr.seed_scores("gencon", 0, "smoke")  # no claims record at smoke: the cpu one, said so
+    assert smoke.profile == "cpu" and "profile smoke has no claims record" in smoke.describe()
+    fr.record("claims_gencon", [fr.Metric("gencon/acc", 0.5, seeds=(0, 4), values=(0.25, 0.75))], profile="smoke")
+    mine = fr.seed_scores("gencon", 4, "smoke")
+    assert dict(mine) == {"gencon/acc": 0.75} and not mine.is_reference and "your own record" in mine.describe()
+    with pytest.raises(ValueError, match=r"seed=3 is not in .*seeds \[0, 4\]"):
+        fr.seed_scores("gencon", 3, "smoke")
+    with pytest.raises(FileNotFoundError, match=r"method='nothing'.*benchmarks/claims.py --method nothing"):
+        fr.seed_scores("nothing", 0, "cpu")
