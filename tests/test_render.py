@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from facekit.synth.layout import TRAIT
 from facekit.synth.params import AU_NAMES, FaceParams, sample_identities, sample_params
 from facekit.synth.procedural import region_masks
 from facekit.synth.render import render
@@ -120,10 +121,8 @@ def test_age_adds_wrinkles_and_grey_hair(people, neutral):
 
 
 def test_weight_widens_the_face(people):
-    from facekit.synth.procedural import _TRAIT
-
     ident = people.identity.clone()
-    ident[:, _TRAIT["hair_length"]] = -3.0  # short hair, so the face outline is the silhouette
+    ident[:, TRAIT["hair_length"]] = -3.0  # short hair, so the face outline is the silhouette
     slim = people.replace(identity=ident, weight=18.0)
     heavy = slim.replace(weight=38.0)
     row = SIZE // 2 + 8  # cheek level

@@ -1,7 +1,7 @@
 """The procedural renderer's per-pixel formula as one fused Triton kernel.
 
 ``facekit.synth.procedural.render_procedural`` is the reference: it computes per-face
-scalars (``_Layout``) and then a long chain of per-pixel tensor ops, each of which reads
+scalars (``Layout``) and then a long chain of per-pixel tensor ops, each of which reads
 and writes whole ``N x H x W`` intermediates from memory. Here the per-face scalars,
 plus the per-face products the formula reuses (the ellipsoid quadric, bump centres,
 wrinkle windows), are packed into one ``N x K`` float32 table (``pack_faces``), and one
@@ -11,15 +11,16 @@ each pixel once. On a GPU the work is then bound by arithmetic, not by memory tr
 The maths is the reference's, line for line and in its order, so the images agree to
 rounding (the tests check 1/255 per pixel). The glasses are drawn only where a face
 wears them, as on the CPU. The clean style only: ``apply_style`` runs after, unchanged.
-``render_procedural`` routes here on CUDA (see ``facekit.kernels.dispatch``).
+``facekit.synth.render.render`` routes here on CUDA (see ``facekit.kernels.dispatch``); this
+module reads only the shared layout (``facekit.synth.layout``), never the torch reference.
 """
 
 from __future__ import annotations
 
 import torch
 
+from facekit.synth.layout import FEAT, MAX_SIZE, MIN_SIZE, ZOOM, Layout
 from facekit.synth.params import FaceParams
-from facekit.synth.procedural import FEAT, MAX_SIZE, MIN_SIZE, ZOOM, _Layout
 
 try:
     import triton
@@ -32,7 +33,7 @@ OUT_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 BLOCK = 256  # pixels per program
 
 
-def _face_scalars(L: _Layout) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+def _face_scalars(L: Layout) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
     """Every per-face value the pixel formula reads, in the kernel's load order: scalars, colours.
 
     Products of per-face values are formed here, once per face, with the reference's
@@ -108,7 +109,7 @@ def _face_scalars(L: _Layout) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
 
 def pack_faces(params: FaceParams) -> Tensor:
     """The ``N x K`` float32 table of per-face values the kernel reads (K = ``N_FIELDS``)."""
-    scalars, colours = _face_scalars(_Layout(params))
+    scalars, colours = _face_scalars(Layout(params))
     cols = [v.reshape(-1, 1) for v in scalars.values()] + [c.reshape(-1, 3) for c in colours.values()]
     return torch.cat(cols, 1).float().contiguous()
 

@@ -94,8 +94,8 @@ from facekit.synth.assets import (
     ict_manifest,
     load_obj,
 )
+from facekit.synth.layout import ZOOM  # the frame of the shared image-space layers
 from facekit.synth.params import AU_NAMES, ID_DIM, IDENTITY_TRAITS, N_AUS, FaceParams, au_index
-from facekit.synth.procedural import ZOOM  # the frame of the shared image-space layers
 from facekit.synth.raster import downsample, interpolate, rasterize, shade, vertex_normals
 from facekit.synth.rng import hash_uniform
 

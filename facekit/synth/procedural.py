@@ -10,9 +10,10 @@ How it works (a "2.5D" renderer):
    perturbs the normal with analytic gradients; Lambert + Blinn-Phong shading follows.
 4. Ears, neck, shoulders and long hair are drawn in image space behind the head.
 
-Each step is a per-pixel formula over per-face scalars (``_Layout``), which is what lets a
-fused GPU kernel compute the same image (``facekit.kernels``).
-Action Units move what FACS says they move; see ``_Layout.__init__`` for each one.
+Each step is a per-pixel formula over per-face scalars (``facekit.synth.layout.Layout``),
+which is what lets a fused GPU kernel compute the same image (``facekit.kernels.render``;
+``facekit.synth.render`` picks between the two). This module is the plain-torch reference.
+Action Units move what FACS says they move; see ``Layout.__init__`` for each one.
 """
 
 from __future__ import annotations
@@ -21,16 +22,9 @@ import math
 
 import torch
 
-from facekit.synth.appearance import appearance
-from facekit.synth.params import ID_DIM, IDENTITY_TRAITS, FaceParams, au_index
-from facekit.synth.rng import hash_uniform
+from facekit.synth.layout import FEAT, MAX_SIZE, MIN_SIZE, ZOOM, Layout
+from facekit.synth.params import FaceParams
 
-_TRAIT = {name: k for k, (name, _) in enumerate(IDENTITY_TRAITS)}
-assert len(_TRAIT) == ID_DIM
-
-MIN_SIZE, MAX_SIZE = 32, 256
-ZOOM = 1.3
-FEAT = 1.2
 CPU_CHUNK = 64
 
 Tensor = torch.Tensor
@@ -51,116 +45,6 @@ def _band(x: Tensor, lo: float | Tensor, hi: float | Tensor, soft: float) -> Ten
     return ((x - lo) * inv + 1).clamp(0, 1) * ((hi - x) * inv + 1).clamp(0, 1)
 
 
-class _Layout:
-    """Per-face scalars, shaped (N, 1, 1) so they broadcast over the pixel grid."""
-
-    def __init__(self, p: FaceParams) -> None:
-        def col(x: Tensor) -> Tensor:
-            return x.float().view(-1, 1, 1)
-
-        def trait(name: str) -> Tensor:
-            return col(torch.tanh(0.6 * p.identity[:, _TRAIT[name]]))
-
-        def au(name: str) -> Tensor:
-            return col(p.au[:, au_index(name)])
-
-        self.n = len(p)
-        a = {k: au(k) for k in ("AU1", "AU2", "AU4", "AU5", "AU6", "AU7", "AU9", "AU10", "AU12",
-                                 "AU14", "AU15", "AU17", "AU20", "AU23", "AU25", "AU26", "AU43")}
-        self.au = a
-        age = col(p.age)
-        look = appearance(p)  # colours and ageing amounts, shared with the ICT backend
-        self.wrinkle = col(look.wrinkle)  # wrinkles and skin ageing
-        self.sag = ((age - 40) / 40).clamp(0, 1)  # gravity: jowls, drooping corners
-        wn = ((col(p.weight) - 22) / 10).clamp(-0.6, 1.8)  # 0 at BMI 22
-        self.wn = wn
-
-        # Pose: rotation head -> view; R = Rz(roll) Ry(yaw) Rx(pitch).
-        yaw, pitch, roll = (torch.deg2rad(col(x)) for x in (p.yaw, p.pitch, p.roll))
-        cy, sy, cp, sp, cr, sr = yaw.cos(), yaw.sin(), pitch.cos(), pitch.sin(), roll.cos(), roll.sin()
-        # Ry(yaw) with + turning the face to the viewer's right; Rx(pitch) with + looking down.
-        ry = [[cy, 0 * cy, sy], [0 * cy, 1 + 0 * cy, 0 * cy], [-sy, 0 * cy, cy]]
-        rx = [[1 + 0 * cp, 0 * cp, 0 * cp], [0 * cp, cp, sp], [0 * cp, -sp, cp]]
-        rz = [[cr, -sr, 0 * cr], [sr, cr, 0 * cr], [0 * cr, 0 * cr, 1 + 0 * cr]]
-        self.R = _matmul3(rz, _matmul3(ry, rx))
-
-        # Head ellipsoid (image units; the image spans [-1, 1]).
-        self.cx = 0 * wn
-        self.cy = -0.04 + 0 * wn
-        self.ea = 0.47 * (1 + 0.06 * trait("face_width") + 0.10 * wn)
-        self.eb = 0.66 * (1 + 0.05 * trait("face_length"))
-        self.ec = 0.50 + 0 * wn
-        # Face outline in normalised head coordinates: chin and jaw.
-        self.chin = 0.80 + 0.05 * trait("chin_length") + 0.10 * a["AU26"] + 0.03 * self.sag - 0.02 * a["AU17"]
-        self.jaw = (0.66 + 0.08 * trait("jaw_width") + 0.12 * wn + 0.06 * self.sag).clamp(0.45, 0.95)
-
-        # Eyes (head units; side-relative quantities use s = +1 outer, -1 inner).
-        self.ex = 0.175 * (1 + 0.08 * trait("eye_spacing"))
-        self.ey = -0.06 + 0.025 * trait("eye_height") + 0.01 * self.sag
-        self.ew = 0.075 * (1 + 0.10 * trait("eye_size"))
-        eh = 0.032 * (1 + 0.15 * trait("eye_size"))
-        closed = 1 - a["AU43"]
-        # AU5 raises the upper lid, AU7 tightens (lowers upper, raises lower lid), AU6 pushes
-        # the lower lid up from below, AU43 closes the eye; age makes the upper lid droop.
-        self.eh_up = (eh * (1 + 0.75 * a["AU5"] - 0.35 * a["AU7"] - 0.2 * a["AU6"] - 0.15 * self.sag)).clamp_min(0) * closed
-        self.eh_lo = (0.75 * eh * (1 - 0.45 * a["AU7"] - 0.45 * a["AU6"] + 0.2 * a["AU5"])).clamp_min(0) * (1 - 0.85 * a["AU43"])
-        self.tilt = 0.012 * trait("eye_tilt") - 0.008 * self.sag
-        self.iris_r = 0.022 + 0 * wn
-        # Brows: AU1 lifts the inner end, AU2 the outer end, AU4 lowers and draws them together.
-        self.bx = self.ex - 0.014 * a["AU4"]
-        self.by = self.ey - 0.075 * (1 + 0.12 * trait("brow_height"))
-        self.bw = 0.085 + 0 * wn
-        self.b_in = -0.032 * a["AU1"] + 0.024 * a["AU4"]  # displacement of the inner end (+ down)
-        self.b_out = -0.030 * a["AU2"] + 0.012 * a["AU4"] + 0.012 * self.sag  # of the outer end
-        self.b_arch = 0.014 * (1 + 0.6 * trait("brow_arch"))
-        self.b_thick = 0.013 * (1 + 0.35 * trait("brow_thickness"))
-
-        # Nose: AU9 wrinkles and lifts the nose, AU10 lifts the nostril wings a little.
-        self.ny = 0.10 * (1 + 0.12 * trait("nose_length")) - 0.012 * a["AU9"] - 0.004 * a["AU10"]
-        self.nw = 0.034 * (1 + 0.2 * trait("nose_width") + 0.15 * wn) + 0.008 * a["AU9"]
-
-        # Mouth. AU12 pulls the corners up and out, AU15 down, AU20 stretches sideways,
-        # AU23 tightens and thins the lips, AU14 tucks the corners in with dimples, AU10
-        # raises the upper lip, AU17 pushes the lower lip up, AU25 parts the lips and AU26
-        # drops the jaw.
-        self.my = self.ny + 0.095 * (1 + 0.1 * trait("mouth_height")) + 0.012 * self.sag + 0.045 * a["AU26"] * 0.5
-        self.mw = (0.095 * (1 + 0.12 * trait("mouth_width") + 0.05 * wn) + 0.03 * a["AU12"] + 0.035 * a["AU20"]
-                   - 0.012 * a["AU23"] - 0.01 * a["AU14"])
-        self.m_corner = -0.040 * a["AU12"] + 0.032 * a["AU15"] + 0.008 * self.sag - 0.004 * a["AU14"]
-        lip = 1 + 0.3 * trait("lip_fullness") - 0.1 * self.wrinkle
-        self.lip_up = 0.016 * lip * (1 - 0.55 * a["AU23"]) * (1 - 0.3 * a["AU20"]) * (1 - 0.2 * a["AU12"])
-        self.lip_lo = 0.020 * lip * (1 - 0.5 * a["AU23"]) * (1 - 0.3 * a["AU20"]) * (1 + 0.25 * a["AU17"])
-        self.gap = ((0.018 * a["AU25"] + 0.07 * a["AU26"] + 0.01 * a["AU10"]) * (1 - 0.6 * a["AU23"])
-                    * (1 - 0.5 * a["AU17"]))
-        self.lip_raise = 0.012 * a["AU10"]
-
-        def rgb4(c: Tensor) -> Tensor:
-            return c.view(-1, 3, 1, 1)
-
-        self.skin, self.lip_col, self.iris_col = rgb4(look.skin), rgb4(look.lip), rgb4(look.iris)
-        self.hair_col, self.brow_col = rgb4(look.hair), rgb4(look.brow)
-        self.hair_len, self.fringe = col(look.hair_len), col(look.fringe)
-        self.hairline = -0.56 - 0.08 * trait("hairline") - col(look.recede)
-        self.ear = 1 + 0.2 * trait("ear_size")
-        self.glasses = col(p.glasses)
-
-        # Light (view space: x right, y down, z towards the viewer).
-        az, el = torch.deg2rad(col(p.light_azimuth)), torch.deg2rad(col(p.light_elevation))
-        self.light = (az.sin() * el.cos(), -el.sin(), az.cos() * el.cos())
-        self.light_strength = col(p.light_strength)
-        hx, hy, hz = self.light[0], self.light[1], self.light[2] + 1
-        hn = torch.sqrt(hx * hx + hy * hy + hz * hz)
-        self.half = (hx / hn, hy / hn, hz / hn)
-        self.background = p.background.float().view(-1, 3, 1, 1)
-        sd = p.seed.view(-1, 1, 1, 1)
-        idx = torch.arange(3, device=sd.device).view(1, 3, 1, 1)
-        self.cloth = 0.15 + 0.6 * hash_uniform(sd, idx, 11)
-
-
-def _matmul3(a: list[list[Tensor]], b: list[list[Tensor]]) -> list[list[Tensor]]:
-    return [[a[i][0] * b[0][j] + a[i][1] * b[1][j] + a[i][2] * b[2][j] for j in range(3)] for i in range(3)]
-
-
 def _gauss_bump(u: Tensor, v: Tensor, cu: Tensor | float, cv: Tensor | float, su: Tensor | float,
                 sv: Tensor | float, amp: Tensor | float) -> tuple[Tensor, Tensor]:
     """Gradient (dh/du, dh/dv) of ``amp * exp(-((u-cu)/su)^2 - ((v-cv)/sv)^2)``."""
@@ -178,13 +62,6 @@ def render_procedural(params: FaceParams, size: int = 64) -> Tensor:
         raise TypeError(f"params must be a FaceParams, got {type(params).__name__}")
     if not isinstance(size, int) or not MIN_SIZE <= size <= MAX_SIZE:
         raise ValueError(f"size={size!r} is not valid; pass an int from {MIN_SIZE} to {MAX_SIZE}")
-    # on CUDA (or FACEKIT_KERNELS=triton) the same formula runs as one fused Triton kernel
-    from facekit.kernels.dispatch import backend
-
-    if backend(params.device) == "triton":
-        from facekit.kernels.render import render_triton
-
-        return render_triton(params, size)
     dev = params.device
     n = len(params)
     if n == 0:
@@ -192,7 +69,7 @@ def render_procedural(params: FaceParams, size: int = 64) -> Tensor:
     if dev.type == "cpu" and n > CPU_CHUNK:
         # CPU: chunks keep the per-pixel intermediates in cache (about 1.4x faster)
         return torch.cat([render_procedural(params[i:i + CPU_CHUNK], size) for i in range(0, n, CPU_CHUNK)])
-    L = _Layout(params)
+    L = Layout(params)
     a = L.au
     # ZOOM frames the head and shoulders; coordinates below are in the zoomed frame.
     pw = 2.0 / size / ZOOM
@@ -441,7 +318,7 @@ def region_boxes(params: FaceParams) -> dict[str, Tensor]:
     """
     if float(params.yaw.abs().max()) > 0 or float(params.pitch.abs().max()) > 0 or float(params.roll.abs().max()) > 0:
         raise ValueError("region_boxes needs frontal faces: set yaw, pitch and roll to 0")
-    L = _Layout(params)
+    L = Layout(params)
 
     def box(u0: Tensor | float, v0: Tensor | float, u1: Tensor | float, v1: Tensor | float) -> Tensor:
         parts = [torch.as_tensor(t, dtype=torch.float32).expand(L.n, 1, 1).reshape(-1) for t in (u0, v0, u1, v1)]
