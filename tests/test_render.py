@@ -32,11 +32,53 @@ def region_change(before, after, masks, region):
 AU_REGIONS = {
     "AU1": ("brows", "mouth"), "AU2": ("brows", "mouth"), "AU4": ("brows", "mouth"),
     "AU5": ("eyes", "mouth"), "AU6": ("eyes", "mouth"), "AU7": ("eyes", "mouth"),
-    "AU9": ("nose", "eyes"), "AU10": ("mouth", "eyes"), "AU12": ("mouth", "eyes"),
+    "AU9": ("nose", "chin"), "AU10": ("mouth", "eyes"), "AU12": ("mouth", "brows"),
     "AU14": ("mouth", "eyes"), "AU15": ("mouth", "eyes"), "AU17": ("chin", "eyes"),
     "AU20": ("mouth", "eyes"), "AU23": ("mouth", "eyes"), "AU25": ("mouth", "eyes"),
     "AU26": ("mouth", "eyes"), "AU43": ("eyes", "mouth"),
 }
+# The floor of each AU at intensity 1, face framing 64 px: the share of its region's pixels
+# whose largest channel changes by more than VISIBLE. About half of what the renderer showed
+# when the floors were set (benchmarks/render.py --au-visibility gives the whole-image share);
+# the ICT-FaceKit backend has its own floors in tests/test_ict.py.
+VISIBLE = 0.05
+AU_FLOORS = {
+    "AU1": 0.20, "AU2": 0.20, "AU4": 0.25, "AU5": 0.10, "AU6": 0.18, "AU7": 0.15, "AU9": 0.25,
+    "AU10": 0.30, "AU12": 0.15, "AU14": 0.15, "AU15": 0.18, "AU17": 0.25, "AU20": 0.15, "AU23": 0.14,
+    "AU25": 0.20, "AU26": 0.25, "AU43": 0.22,
+}
+
+
+def changed_share(before, after, mask):
+    """Share of the mask's pixels whose largest channel changes by more than VISIBLE."""
+    d = (after - before).abs().amax(1) > VISIBLE
+    return float(d[mask].float().mean())
+
+
+@pytest.fixture(scope="module")
+def face_framed(people):
+    return render(people, SIZE, framing="face"), region_masks(people, SIZE, framing="face")
+
+
+@pytest.mark.parametrize("au", list(AU_REGIONS))
+def test_each_au_is_visible_in_its_own_region_only(people, face_framed, au):
+    """At face framing 64 px, each AU changes at least its floor of its own region's pixels,
+    and under a fifth as much of a region FACS says it leaves alone."""
+    neutral, masks = face_framed
+    target, other = AU_REGIONS[au]
+    after = render(people.with_au(au, 1.0), SIZE, framing="face")
+    changed = changed_share(neutral, after, masks[target])
+    assert changed >= AU_FLOORS[au], f"{au} changes {changed:.1%} of the {target}; its floor is {AU_FLOORS[au]:.0%}"
+    untouched = changed_share(neutral, after, masks[other])
+    assert untouched < 0.2 * changed, f"{au} should leave the {other} alone ({untouched:.1%} changed)"
+
+
+def test_smile_raises_the_cheeks_and_corners():
+    """AU12 pulls the corners up and out and bulges the cheeks: the cheeks change too."""
+    people = FaceParams.neutral(sample_identities(4, 5))
+    masks = region_masks(people, SIZE, framing="face")
+    smile = render(people.with_au("AU12", 1.0), SIZE, framing="face")
+    assert changed_share(render(people, SIZE, framing="face"), smile, masks["cheeks"]) > 0.15
 
 
 def test_output_shape_range_and_sizes():
@@ -156,7 +198,7 @@ def test_jpeg_like_is_lossy_but_close():
 
 
 def test_all_aus_listed():
-    assert set(AU_REGIONS) == set(AU_NAMES)
+    assert set(AU_REGIONS) == set(AU_NAMES) == set(AU_FLOORS)
 
 
 def test_face_framing_is_the_face_window_of_the_head_framing(people):
@@ -184,3 +226,40 @@ def test_framing_errors_name_the_value():
 
     with pytest.raises(ValueError, match="cannot be reframed as 'head'"):
         reframe(torch.rand(1, 3, 32, 32), 32, "head", source="face")
+
+
+def test_backend_errors_and_the_auto_fallback(tmp_path, monkeypatch):
+    """'auto' draws procedurally without assets and says so once; an explicit 'ict' without
+    assets raises an error naming the fetch command; unknown names list the valid ones."""
+    import warnings
+
+    from facekit.synth import render as render_mod
+
+    p = FaceParams.neutral(sample_identities(2, 0))
+    with pytest.raises(ValueError, match=r"backend='blender'.*\['auto', 'procedural', 'ict'\]"):
+        render(p, 32, backend="blender")
+    monkeypatch.setenv("FACEKIT_ASSETS", str(tmp_path / "nowhere"))
+    monkeypatch.setenv("FACEKIT_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(render_mod, "_warned_fallback", False)
+    with pytest.raises(FileNotFoundError, match="facekit assets fetch ict"):
+        render(p, 32, backend="ict")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        auto = render(p, 32, backend="auto")
+        render(p, 32, backend="auto")
+    assert torch.equal(auto, render(p, 32, backend="procedural"))
+    messages = [str(w.message) for w in caught]
+    assert len(messages) == 1 and "procedural" in messages[0] and "facekit assets fetch ict" in messages[0]
+    assert render_mod.resolve_backend("procedural") == "procedural"
+
+
+def test_region_masks_follow_the_framing(people):
+    """The face-framed masks are the face window of the head-framed ones at the full size."""
+    from facekit.synth.framing import face_geometry
+
+    full, row, col = face_geometry(SIZE)
+    head = region_masks(people, full)
+    face = region_masks(people, SIZE, framing="face")
+    for name, m in face.items():
+        assert m.shape == (12, SIZE, SIZE) and torch.equal(m, head[name][:, row:row + SIZE, col:col + SIZE])
+        assert bool(m.any())

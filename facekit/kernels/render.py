@@ -39,10 +39,9 @@ def _face_scalars(L: Layout) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
     Products of per-face values are formed here, once per face, with the reference's
     own expressions, so the kernel's per-pixel work is only what varies per pixel.
     """
-    a, R, hl = L.au, L.R, L.hair_len
+    R, hl = L.R, L.hair_len
     ia, ib, ic = 1 / L.ea ** 2, 1 / L.eb ** 2, 1 / L.ec ** 2
     M = [[R[i][0] * R[j][0] * ia + R[i][1] * R[j][1] * ib + R[i][2] * R[j][2] * ic for j in range(3)] for i in range(3)]
-    chin_v = L.chin * L.eb * 0.86
     s: dict[str, Tensor] = {
         # layers behind the head
         "cx": L.cx, "cy": L.cy, "ea": L.ea, "eb": L.eb,
@@ -68,28 +67,27 @@ def _face_scalars(L: Layout) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
         # height-field bumps: centre (u, v) and amplitude, in the reference's order
         # (the constant ones are literals in the kernel)
         "nose_v": L.ny - 0.005, "bridge_v": (L.ey + L.ny) * 0.5, "wing_v": L.ny + 0.008,
-        "cheek_v": 0.07 - 0.03 * a["AU6"] + 0.02 * L.sag,
-        "cheek_a": 0.010 + 0.012 * a["AU6"] + 0.01 * L.wn.clamp_min(0),
+        "cheek_v": L.cheek_v, "cheek_a": L.cheek_a,
         "ridge_v": L.ey - 0.07, "bag_v": L.ey + 0.045, "bag_a": 0.004 * L.wrinkle,
-        "dimple_u": L.mw + 0.02, "dimple_v": L.my + L.m_corner, "dimple_a": -0.006 * a["AU14"],
+        "dimple_u": L.mw + 0.02, "dimple_v": L.my + L.m_corner, "dimple_a": L.dimple_a,
     })
     fu0, fv0 = L.nw + 0.02, L.ny  # nasolabial fold: a segment, its groove depth
     du, dv = L.mw + 0.025 - fu0, L.my + L.m_corner + 0.03 - fv0
     s.update({
         "fold_u": fu0, "fold_v": fv0, "fold_du": du, "fold_dv": dv, "fold_len2": du * du + dv * dv,
-        "fold_a": -(0.004 + 0.010 * L.wrinkle + 0.008 * a["AU12"] + 0.006 * a["AU10"] + 0.004 * L.wn.clamp_min(0)),
-        "chin_v": chin_v, "chin_a": 0.010 + 0.008 * a["AU17"],
-        "jowl_u": L.jaw * L.ea * 0.85, "jowl_v": chin_v - 0.06, "jowl_a": 0.006 * L.sag + 0.006 * L.wn.clamp_min(0),
+        "fold_a": L.fold_a,
+        "chin_v": L.chin_v, "chin_a": L.chin_a,
+        "jowl_u": L.jaw * L.ea * 0.85, "jowl_v": L.jowl_v, "jowl_a": 0.006 * L.sag + 0.006 * L.wn.clamp_min(0),
         # wrinkle windows and amplitudes
         "fore_lo": L.hairline * L.eb + 0.03, "fore_hi": L.by - 0.045,
-        "fore_amp": 0.0012 * L.wrinkle + 0.0016 * torch.maximum(a["AU1"], a["AU2"]),
-        "glab_lo": L.by - 0.03, "glab_hi": L.ey - 0.01, "glab_amp": 0.0015 * (a["AU4"] + 0.3 * L.wrinkle),
-        "nose_wr": 0.0012 * a["AU9"],
-        "crow_lo": L.ex + L.ew * 0.9, "crow_hi": L.ex + L.ew + 0.045, "crow_amp": 0.0008 * L.wrinkle + 0.0012 * a["AU6"],
+        "fore_amp": L.fore_amp,
+        "glab_lo": L.by - 0.03, "glab_hi": L.ey - 0.01, "glab_amp": L.glab_amp,
+        "nose_wr": L.nose_wr,
+        "crow_lo": L.ex + L.ew * 0.9, "crow_hi": L.ex + L.ew + 0.045, "crow_amp": L.crow_amp,
         # light
         "lx": L.light[0], "ly": L.light[1], "lz": L.light[2], "hx": L.half[0], "hy": L.half[1], "hz": L.half[2],
         "strength": L.light_strength, "diffuse": 0.72 * L.light_strength,
-        "blush_dv": 0.02 * a["AU6"], "blush_amp": 0.06 * (1 + a["AU6"]),
+        "blush_dv": L.blush_dv, "blush_amp": L.blush_amp,
         # mouth, nose, brows, eyes, glasses
         "mw": L.mw, "my": L.my, "m_corner": L.m_corner, "lip_raise": L.lip_raise, "gap": L.gap,
         "lip_up": L.lip_up, "lip_lo": L.lip_lo, "nw": L.nw, "ny": L.ny,
@@ -181,7 +179,8 @@ if triton is not None:
         isv: tl.constexpr = 1.0 / sv
         du = (u - cu) * isu
         dv = (v - cv) * isv
-        g = -2.0 * (amp * tl.exp(-tl.minimum(du * du + dv * dv, 60.0)))
+        r2 = du * du + dv * dv
+        g = -2.0 * (amp * tl.exp(-tl.minimum(r2, 60.0)) * tl.where(r2 < 12.0, 1.0, 0.0))
         return g * du * isu, g * dv * isv
 
     @triton.jit
@@ -309,10 +308,10 @@ if triton is not None:
         gu, gv = gu + du, gv + dv
         du, dv = _bump(Ua, V, ex, bag_v, 0.04, 0.012, bag_a)
         gu, gv = gu + du, gv + dv
-        du, dv = _bump(Ua, V, dimple_u, dimple_v, 0.012, 0.012, dimple_a)
+        du, dv = _bump(Ua, V, dimple_u, dimple_v, 0.018, 0.016, dimple_a)
         gu, gv = gu + du, gv + dv
         seg = _clamp01(((Ua - fold_u) * fold_du + (V - fold_v) * fold_dv) / fold_len2)
-        du, dv = _bump(Ua, V, fold_u + seg * fold_du, fold_v + seg * fold_dv, 0.010, 0.010, fold_a)
+        du, dv = _bump(Ua, V, fold_u + seg * fold_du, fold_v + seg * fold_dv, 0.013, 0.013, fold_a)
         gu, gv = gu + du, gv + dv
         du, dv = _bump(Ua, V, 0.0, chin_v, 0.07, 0.04, chin_a)
         gu, gv = gu + du, gv + dv

@@ -94,6 +94,7 @@ from facekit.synth.assets import (
     ict_manifest,
     load_obj,
 )
+from facekit.synth.framing import check_framing, face_geometry
 from facekit.synth.layout import ZOOM  # the frame of the shared image-space layers
 from facekit.synth.params import AU_NAMES, ID_DIM, IDENTITY_TRAITS, N_AUS, FaceParams, au_index
 from facekit.synth.raster import downsample, interpolate, rasterize, shade, vertex_normals
@@ -973,3 +974,41 @@ def _draw_glasses(r: _Renderer, p: FaceParams, look: _Look, coef: Tensor, rot: T
     img = img.clone()
     img[sel] = out
     return img
+
+
+# Facial regions as landmark groups (Multi-PIE 68-point indices) and the margin, in units of
+# the inter-ocular distance, added to each group's box: (left, top, right, bottom).
+_REGION_LANDMARKS: dict[str, tuple[tuple[int, ...], tuple[float, float, float, float]]] = {
+    "brows": (tuple(range(17, 27)), (0.05, 0.12, 0.05, 0.10)),
+    "eyes": (tuple(range(36, 48)), (0.08, 0.10, 0.08, 0.10)),
+    "nose": (tuple(range(27, 36)), (0.05, 0.0, 0.05, 0.04)),
+    "mouth": (tuple(range(48, 68)), (0.08, 0.08, 0.08, 0.08)),
+    "chin": ((6, 7, 8, 9, 10, 57), (0.0, -0.10, 0.0, 0.0)),
+}
+
+
+def region_masks(params: FaceParams, size: int, framing: str = "head") -> dict[str, Tensor]:
+    """Boolean ``N x size x size`` masks of the facial regions of ``render(params, size,
+    backend="ict", framing=framing)``, as boxes around the model's own landmarks.
+
+    The ICT counterpart of ``facekit.synth.procedural.region_masks`` (same region names, less
+    the forehead and cheeks, which have no landmarks): the tests use it to check that each AU
+    moves its own region.
+    """
+    check_framing(framing)
+    full, row, col = face_geometry(size) if framing == "face" else (size, 0, 0)
+    pts = landmarks_ict(params, full) - torch.tensor([col, row], dtype=torch.float32, device=params.device)
+    iod = (pts[:, 42:48].mean(1) - pts[:, 36:42].mean(1)).norm(dim=-1).view(-1, 1)  # (N, 1)
+    grid = torch.arange(size, dtype=torch.float32, device=params.device) + 0.5
+    x, y = grid.view(1, 1, size), grid.view(1, size, 1)
+    out = {}
+    for name, (idx, (ml, mt, mr, mb)) in _REGION_LANDMARKS.items():
+        g = pts[:, list(idx)]
+        x0, x1 = g[..., 0].amin(1, keepdim=True) - ml * iod, g[..., 0].amax(1, keepdim=True) + mr * iod
+        y0, y1 = g[..., 1].amin(1, keepdim=True) - mt * iod, g[..., 1].amax(1, keepdim=True) + mb * iod
+        if name == "chin":  # from below the lower lip to the chin's lowest point, between the mouth corners
+            y0 = pts[:, 57:58, 1] + 0.10 * iod
+            x0, x1 = pts[:, 48:49, 0], pts[:, 54:55, 0]
+        out[name] = ((x >= x0.view(-1, 1, 1)) & (x <= x1.view(-1, 1, 1))
+                     & (y >= y0.view(-1, 1, 1)) & (y <= y1.view(-1, 1, 1)))
+    return out

@@ -22,6 +22,7 @@ import math
 
 import torch
 
+from facekit.synth.framing import check_framing, face_geometry
 from facekit.synth.layout import FEAT, MAX_SIZE, MIN_SIZE, ZOOM, Layout
 from facekit.synth.params import FaceParams
 
@@ -50,8 +51,10 @@ def _gauss_bump(u: Tensor, v: Tensor, cu: Tensor | float, cv: Tensor | float, su
     """Gradient (dh/du, dh/dv) of ``amp * exp(-((u-cu)/su)^2 - ((v-cv)/sv)^2)``."""
     isu, isv = 1.0 / su, 1.0 / sv
     du, dv = (u - cu) * isu, (v - cv) * isv
-    # clamped so far-away pixels never produce denormals, which are very slow on CPUs
-    g = amp * torch.exp(-(du * du + dv * dv).clamp_max(60.0))
+    # Cut to exactly 0 beyond r^2 = 12 (exp(-12) ~ 6e-6: invisible), so a bump never touches far-away
+    # regions even by rounding, and clamped so those pixels never produce denormals (slow on CPUs).
+    r2 = du * du + dv * dv
+    g = amp * torch.exp(-r2.clamp_max(60.0)) * (r2 < 12.0)
     g = -2 * g
     return g * du * isu, g * dv * isv
 
@@ -70,7 +73,6 @@ def render_procedural(params: FaceParams, size: int = 64) -> Tensor:
         # CPU: chunks keep the per-pixel intermediates in cache (about 1.4x faster)
         return torch.cat([render_procedural(params[i:i + CPU_CHUNK], size) for i in range(0, n, CPU_CHUNK)])
     L = Layout(params)
-    a = L.au
     # ZOOM frames the head and shoulders; coordinates below are in the zoomed frame.
     pw = 2.0 / size / ZOOM
     t = ((torch.arange(size, device=dev, dtype=torch.float32) + 0.5) * (2.0 / size) - 1) / ZOOM
@@ -165,37 +167,33 @@ def render_procedural(params: FaceParams, size: int = 64) -> Tensor:
     add(_gauss_bump(Ua, V, L.nw, L.ny + 0.008, 0.014, 0.012, 0.008))
     # eye sockets (hollows), cheeks (raised by AU6 and weight), brow ridge
     add(_gauss_bump(Ua, V, L.ex, L.ey, 0.06, 0.045, -0.012))
-    add(_gauss_bump(Ua, V, 0.19, 0.07 - 0.03 * a["AU6"] + 0.02 * L.sag, 0.08, 0.06,
-                    0.010 + 0.012 * a["AU6"] + 0.01 * L.wn.clamp_min(0)))
+    add(_gauss_bump(Ua, V, 0.19, L.cheek_v, 0.08, 0.06, L.cheek_a))
     add(_gauss_bump(Ua, V, L.ex, L.ey - 0.07, 0.07, 0.02, 0.006))
     # under-eye bags with age
     add(_gauss_bump(Ua, V, L.ex, L.ey + 0.045, 0.04, 0.012, 0.004 * L.wrinkle))
     # dimples (AU14)
-    add(_gauss_bump(Ua, V, L.mw + 0.02, L.my + L.m_corner, 0.012, 0.012, -0.006 * a["AU14"]))
+    add(_gauss_bump(Ua, V, L.mw + 0.02, L.my + L.m_corner, 0.018, 0.016, L.dimple_a))
     # nasolabial fold: a groove from the nose wing to past the mouth corner
     fu0, fv0 = L.nw + 0.02, L.ny
     fu1, fv1 = L.mw + 0.025, L.my + L.m_corner + 0.03
     du_, dv_ = fu1 - fu0, fv1 - fv0
     seg = (((Ua - fu0) * du_ + (V - fv0) * dv_) / (du_ * du_ + dv_ * dv_)).clamp(0, 1)
     cu, cv = fu0 + seg * du_, fv0 + seg * dv_
-    depth = 0.004 + 0.010 * L.wrinkle + 0.008 * a["AU12"] + 0.006 * a["AU10"] + 0.004 * L.wn.clamp_min(0)
-    add(_gauss_bump(Ua, V, cu, cv, 0.010, 0.010, -depth))
+    add(_gauss_bump(Ua, V, cu, cv, 0.013, 0.013, L.fold_a))
     # chin, and the chin-raiser bulge (AU17)
-    chin_v = L.chin * L.eb * 0.86
-    add(_gauss_bump(Ua, V, 0.0, chin_v, 0.07, 0.04, 0.010 + 0.008 * a["AU17"]))
+    add(_gauss_bump(Ua, V, 0.0, L.chin_v, 0.07, 0.04, L.chin_a))
     # jowls with age and weight
-    add(_gauss_bump(Ua, V, L.jaw * L.ea * 0.85, chin_v - 0.06, 0.05, 0.05, 0.006 * L.sag + 0.006 * L.wn.clamp_min(0)))
+    add(_gauss_bump(Ua, V, L.jaw * L.ea * 0.85, L.jowl_v, 0.05, 0.05, 0.006 * L.sag + 0.006 * L.wn.clamp_min(0)))
     # wrinkles: sinusoidal grooves inside soft windows
     fore = _band(V, L.hairline * L.eb + 0.03, L.by - 0.045, 0.02) * _band(Ua, -0.22, 0.22, 0.05)
-    fore_amp = 0.0012 * L.wrinkle + 0.0016 * torch.maximum(a["AU1"], a["AU2"])
-    gv = gv + fore * fore_amp * (2 * math.pi / 0.03) * torch.cos(2 * math.pi * V / 0.03)
+    gv = gv + fore * L.fore_amp * (2 * math.pi / 0.03) * torch.cos(2 * math.pi * V / 0.03)
     glab = _band(Ua, -0.03, 0.03, 0.01) * _band(V, L.by - 0.03, L.ey - 0.01, 0.01)
-    gu = gu + glab * 0.0015 * (a["AU4"] + 0.3 * L.wrinkle) * (2 * math.pi / 0.02) * torch.cos(2 * math.pi * Ua / 0.02)
+    gu = gu + glab * L.glab_amp * (2 * math.pi / 0.02) * torch.cos(2 * math.pi * Ua / 0.02)
     nose_w = _band(Ua, -0.035, 0.035, 0.01) * _band(V, L.ey - 0.005, L.ey + 0.055, 0.01)
-    gv = gv + nose_w * 0.0012 * a["AU9"] * (2 * math.pi / 0.016) * torch.cos(2 * math.pi * V / 0.016)
+    gv = gv + nose_w * L.nose_wr * (2 * math.pi / 0.016) * torch.cos(2 * math.pi * V / 0.016)
     crow = _band(Ua, L.ex + L.ew * 0.9, L.ex + L.ew + 0.045, 0.01) * _band(V, L.ey - 0.035, L.ey + 0.035, 0.01)
     phase = 2 * math.pi * (V - 0.5 * (Ua - L.ex) * (V - L.ey) * 10) / 0.016
-    gv = gv + crow * (0.0008 * L.wrinkle + 0.0012 * a["AU6"]) * (2 * math.pi / 0.016) * torch.cos(phase)
+    gv = gv + crow * L.crow_amp * (2 * math.pi / 0.016) * torch.cos(phase)
 
     # ---- normals and shading -------------------------------------------------------------
     nfu = base_u - torch.sign(U) * gu
@@ -216,8 +214,8 @@ def render_procedural(params: FaceParams, size: int = 64) -> Tensor:
     # ---- albedo on the face --------------------------------------------------------------
     col = L.skin.expand(n, 3, size, size)
     # cheeks flush a little, more with AU6
-    blush = torch.exp((-((Ua - 0.17) / 0.06).square() - ((V - 0.07 + 0.02 * a["AU6"]) / 0.05).square()).clamp_min(-60.0))
-    col = col * (1 - (0.06 * (1 + a["AU6"]) * blush).unsqueeze(1) * torch.tensor([0.0, 0.6, 0.7], device=dev).view(1, 3, 1, 1))
+    blush = torch.exp((-((Ua - 0.17) / 0.06).square() - ((V - 0.07 + L.blush_dv) / 0.05).square()).clamp_min(-60.0))
+    col = col * (1 - (L.blush_amp * blush).unsqueeze(1) * torch.tensor([0.0, 0.6, 0.7], device=dev).view(1, 3, 1, 1))
 
     # mouth
     sx = Ua / L.mw
@@ -339,12 +337,15 @@ def region_boxes(params: FaceParams) -> dict[str, Tensor]:
     }
 
 
-def region_masks(params: FaceParams, size: int) -> dict[str, Tensor]:
-    """Boolean ``N x size x size`` masks of ``region_boxes``."""
-    t = (torch.arange(size, dtype=torch.float32) + 0.5) * (2.0 / size) - 1
-    x, y = t.view(1, 1, size), t.view(1, size, 1)
+def region_masks(params: FaceParams, size: int, framing: str = "head") -> dict[str, Tensor]:
+    """Boolean ``N x size x size`` masks of ``region_boxes``, for images rendered in ``framing``."""
+    check_framing(framing)
+    full, row, col = face_geometry(size) if framing == "face" else (size, 0, 0)
+    t = (torch.arange(full, dtype=torch.float32) + 0.5) * (2.0 / full) - 1
+    x, y = t.view(1, 1, full), t.view(1, full, 1)
     out = {}
     for name, b in region_boxes(params).items():
         b = b.view(-1, 4, 1, 1)
-        out[name] = (x >= b[:, 0]) & (x <= b[:, 2]) & (y >= b[:, 1]) & (y <= b[:, 3])
+        inside = (x >= b[:, 0]) & (x <= b[:, 2]) & (y >= b[:, 1]) & (y <= b[:, 3])
+        out[name] = inside[:, row:row + size, col:col + size]
     return out
