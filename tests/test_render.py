@@ -263,3 +263,24 @@ def test_region_masks_follow_the_framing(people):
     for name, m in face.items():
         assert m.shape == (12, SIZE, SIZE) and torch.equal(m, head[name][:, row:row + SIZE, col:col + SIZE])
         assert bool(m.any())
+
+
+def test_emotion_prototype_grid_labels_and_skips_missing_backends(tmp_path, monkeypatch):
+    import matplotlib.pyplot as plt
+
+    from facekit.synth.params import EMOTIONS
+    from facekit.viz import emotion_prototype_grid
+
+    monkeypatch.setenv("FACEKIT_ASSETS", str(tmp_path / "nowhere"))
+    monkeypatch.setenv("FACEKIT_CACHE", str(tmp_path / "cache"))
+    fig = emotion_prototype_grid(n_identities=2, size=48)
+    axes = fig.axes
+    assert len(axes) == 2 * len(EMOTIONS)
+    assert [ax.get_title() for ax in axes[:len(EMOTIONS)]] == list(EMOTIONS)
+    assert axes[len(EMOTIONS)].get_ylabel() == "procedural\nperson 2"
+    assert "ict skipped" in fig._suptitle.get_text()
+    plt.close(fig)
+    with pytest.raises(ValueError, match="no backend"):
+        emotion_prototype_grid(backends=("ict",))
+    with pytest.raises(ValueError, match="backends=.*not valid"):
+        emotion_prototype_grid(backends=("blender",))
