@@ -402,3 +402,21 @@ def test_each_au_is_visible_in_its_own_region_only(au_renders, au: str) -> None:
     assert share >= AU_FLOORS[au], f"{au} changes {share:.1%} of the {target}; its floor is {AU_FLOORS[au]:.0%}"
     outside = float(changed[au][masks[other]].float().mean())
     assert outside < 0.3 * share, f"{au} should leave the {other} alone ({outside:.1%} changed)"
+
+
+def test_face_window_is_the_crop_of_the_full_render(ict_dir: Path) -> None:
+    """render(framing='face') draws only the face window (faster); it is the crop of the full
+    head render up to rounding at triangle edges and depth ties."""
+    from facekit.synth.framing import face_geometry
+    from facekit.synth.ict import render_ict
+    from facekit.synth.render import render
+
+    p = sample_params(4, seed=8).replace(glasses=torch.tensor([1.0, 0.0, 0.0, 1.0]))
+    full, row, col = face_geometry(48)
+    crop = render_ict(p, full)[..., row:row + 48, col:col + 48]
+    window = render(p, 48, backend="ict", framing="face")
+    d = (window - crop).abs().amax(1)
+    assert window.shape == (4, 3, 48, 48)
+    assert float(d.mean()) < 2e-3 and float((d > 1 / 255).float().mean()) < 0.01
+    with pytest.raises(ValueError, match="window=.*not valid"):
+        render_ict(p, 48, window=(full, full - 10, 0))

@@ -64,7 +64,11 @@ def render(
     """
     check_framing(framing)
     name = resolve_backend(backend)
-    if framing == "face":
+    if framing == "face" and name == "ict":  # draws only the window
+        from facekit.synth.ict import render_ict
+
+        img = render_ict(params, size, window=face_geometry(size))
+    elif framing == "face":
         full, row, col = face_geometry(size)
         img = _render_backend(params, full, name)[..., row:row + size, col:col + size]
     else:
