@@ -187,6 +187,31 @@ def au_gallery(params: FaceParams, size: int = 96, backend: str = "procedural", 
     return fig
 
 
+def style_calibration(groups: dict[str, dict[str, torch.Tensor]], bins: int = 25) -> Figure:
+    """Histograms of the style statistics (``facekit.synth.style_stats``), one panel per statistic
+    side by side, one outline per group of images (real sets and synthetic styles)."""
+    from facekit.synth.style_stats import STAT_UNITS, STATS
+
+    fig, axes = plt.subplots(1, len(STATS), figsize=(3.1 * len(STATS), 2.9), squeeze=False)
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for ax, stat in zip(axes[0], STATS, strict=True):
+        values = [g[stat].float().numpy() for g in groups.values()]
+        lo, hi = min(float(v.min()) for v in values), max(float(v.max()) for v in values)
+        edges = np.linspace(lo, hi if hi > lo else lo + 1e-3, bins + 1)
+        for k, (name, v) in enumerate(zip(groups, values, strict=True)):
+            synthetic = name.startswith(("clean", "target"))
+            ax.hist(v, bins=edges, density=True, histtype="stepfilled" if synthetic else "step",
+                    alpha=0.35 if synthetic else 1.0, linewidth=1.5, color=colours[k % len(colours)], label=name)
+        ax.set_title(stat, fontsize=9)
+        ax.set_xlabel(STAT_UNITS[stat], fontsize=8)
+        ax.set_ylabel("density", fontsize=8)
+        ax.tick_params(labelsize=7)
+    axes[0, -1].legend(fontsize=7, loc="upper right")
+    fig.suptitle("Style calibration: synthetic styles (filled) against real photos (outlines), aligned 64 px crops")
+    fig.tight_layout()
+    return fig
+
+
 def emotion_prototype_grid(n_identities: int = 4, backends: tuple[str, ...] = ("procedural", "ict"), size: int = 96,
                            seed: int = 0, intensity: float = 1.0) -> Figure:
     """The EMFACS emotion prototypes (columns) on ``n_identities`` people (rows), in each backend.
