@@ -216,6 +216,18 @@ def test_face_framing_is_the_face_window_of_the_head_framing(people):
     assert face_change > 2 * head_change
 
 
+def test_face_window_is_exactly_the_crop_of_the_head_render(people):
+    """The face framing draws only the window, with the very pixels of the full render."""
+    from facekit.synth.framing import face_geometry
+    from facekit.synth.procedural import render_procedural
+
+    full, row, col = face_geometry(40)
+    crop = render_procedural(people, full)[..., row:row + 40, col:col + 40]
+    assert torch.equal(render(people, 40, framing="face"), crop)
+    with pytest.raises(ValueError, match="window=.*not valid"):
+        render_procedural(people, 40, window=(full, full - 20, 0))
+
+
 def test_framing_errors_name_the_value():
     p = FaceParams.neutral(sample_identities(1, 0))
     with pytest.raises(ValueError, match=r"framing='tight'.*\['head', 'face'\]"):

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import torch
 
-from facekit.synth.layout import FEAT, MAX_SIZE, MIN_SIZE, ZOOM, Layout
+from facekit.synth.layout import FEAT, ZOOM, Layout, check_window
 from facekit.synth.params import FaceParams
 
 try:
@@ -117,8 +117,8 @@ N_FIELDS = N_SCALARS + 3 * N_COLOURS
 
 
 def render_triton(params: FaceParams, size: int = 64, dtype: torch.dtype = torch.float32,
-                  block: int = BLOCK) -> Tensor:
-    """``render_procedural(params, size)`` computed by the fused kernel, as ``dtype``.
+                  block: int = BLOCK, window: tuple[int, int, int] | None = None) -> Tensor:
+    """``render_procedural(params, size, window)`` computed by the fused kernel, as ``dtype``.
 
     ``block`` (a power of two) is the pixels per program. Needs CUDA tensors (or
     ``TRITON_INTERPRET=1``); not differentiable, unlike the torch reference.
@@ -127,8 +127,7 @@ def render_triton(params: FaceParams, size: int = 64, dtype: torch.dtype = torch
         raise RuntimeError("triton not installed: pip install -e '.[gpu]'")
     if not isinstance(params, FaceParams):
         raise TypeError(f"params must be a FaceParams, got {type(params).__name__}")
-    if not isinstance(size, int) or not MIN_SIZE <= size <= MAX_SIZE:
-        raise ValueError(f"size={size!r} is not valid; pass an int from {MIN_SIZE} to {MAX_SIZE}")
+    full, row0, col0 = check_window(size, window)
     if not isinstance(block, int) or block < 16 or block & (block - 1):
         raise ValueError(f"block={block!r} is not valid; pass a power of two >= 16")
     if dtype not in OUT_DTYPES:
@@ -139,9 +138,9 @@ def render_triton(params: FaceParams, size: int = 64, dtype: torch.dtype = torch
         return out
     table = pack_faces(params)
     assert table.shape[1] == N_FIELDS, "pack_faces and the kernel's loads disagree"
-    pw = 2.0 / size / ZOOM  # one pixel, as in the reference
+    pw = 2.0 / full / ZOOM  # one pixel, as in the reference
     _render_kernel[(n, triton.cdiv(size * size, block))](
-        table, out, size, 2.0 / size, pw, 1.0 / pw, 1.0 / (pw / FEAT), 1.0 / (pw / FEAT * 0.7),
+        table, out, size, row0, col0, 2.0 / full, pw, 1.0 / pw, 1.0 / (pw / FEAT), 1.0 / (pw / FEAT * 0.7),
         K=N_FIELDS, ZOOM=ZOOM, FEAT=FEAT, BLOCK=block, num_warps=4,
     )
     return out
@@ -195,7 +194,7 @@ if triton is not None:
         return tl.load(ptr + c, mask=c < 3, other=0.0)[None, :]
 
     @triton.jit
-    def _render_kernel(par_ptr, out_ptr, size, step, pw, inv_pw, inv_pw_f, inv_pw_eye, K: tl.constexpr,
+    def _render_kernel(par_ptr, out_ptr, size, row0, col0, step, pw, inv_pw, inv_pw_f, inv_pw_eye, K: tl.constexpr,
                        ZOOM: tl.constexpr, FEAT: tl.constexpr, BLOCK: tl.constexpr):
         """One face, BLOCK pixels: the reference's formula, section by section.
 
@@ -203,8 +202,8 @@ if triton is not None:
         """
         face = tl.program_id(0).to(tl.int64)
         pix = tl.program_id(1) * BLOCK + tl.arange(0, BLOCK)
-        x = (((pix % size).to(tl.float32) + 0.5) * step - 1.0) / ZOOM
-        y = (((pix // size).to(tl.float32) + 0.5) * step - 1.0) / ZOOM
+        x = ((((pix % size) + col0).to(tl.float32) + 0.5) * step - 1.0) / ZOOM
+        y = ((((pix // size) + row0).to(tl.float32) + 0.5) * step - 1.0) / ZOOM
         f = par_ptr + face * K
         cx, cy, ea, eb = tl.load(f + 0), tl.load(f + 1), tl.load(f + 2), tl.load(f + 3)
         hb_a, hb_b, hb_dy, hb_on = tl.load(f + 4), tl.load(f + 5), tl.load(f + 6), tl.load(f + 7)

@@ -26,6 +26,17 @@ FEAT = 1.2  # facial features are laid out in head units / FEAT: their size rela
 Tensor = torch.Tensor
 
 
+def check_window(size: int, window: tuple[int, int, int] | None) -> tuple[int, int, int]:
+    """``(full, row, col)``: the ``size x size`` window of a ``full x full`` image that a renderer
+    draws (the whole image when ``window`` is None), or an error that says what is valid."""
+    full, row, col = window if window is not None else (size, 0, 0)
+    if not isinstance(full, int) or not MIN_SIZE <= full <= MAX_SIZE:
+        raise ValueError(f"size={full!r} is not valid; pass an int from {MIN_SIZE} to {MAX_SIZE}")
+    if not isinstance(size, int) or not 1 <= size <= full or not 0 <= row <= full - size or not 0 <= col <= full - size:
+        raise ValueError(f"window={window!r} is not valid for size={size!r}; the window must fit inside the {full} px image")
+    return full, row, col
+
+
 class Layout:
     """Per-face scalars, shaped (N, 1, 1) so they broadcast over the pixel grid."""
 

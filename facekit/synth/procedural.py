@@ -23,7 +23,9 @@ import math
 import torch
 
 from facekit.synth.framing import check_framing, face_geometry
-from facekit.synth.layout import FEAT, MAX_SIZE, MIN_SIZE, ZOOM, Layout
+from facekit.synth.layout import FEAT, ZOOM, Layout, check_window
+from facekit.synth.layout import MAX_SIZE as MAX_SIZE  # the sizes it draws, re-exported for callers
+from facekit.synth.layout import MIN_SIZE as MIN_SIZE
 from facekit.synth.params import FaceParams
 
 CPU_CHUNK = 64
@@ -59,25 +61,29 @@ def _gauss_bump(u: Tensor, v: Tensor, cu: Tensor | float, cv: Tensor | float, su
     return g * du * isu, g * dv * isv
 
 
-def render_procedural(params: FaceParams, size: int = 64) -> Tensor:
-    """Render ``params`` to an ``N x 3 x size x size`` float image in [0, 1] (clean style)."""
+def render_procedural(params: FaceParams, size: int = 64, window: tuple[int, int, int] | None = None) -> Tensor:
+    """Render ``params`` to an ``N x 3 x size x size`` float image in [0, 1] (clean style).
+
+    ``window = (full, row, col)`` draws only the ``size x size`` window at (row, col) of the
+    ``full x full`` image (the face framing, ``facekit.synth.framing.face_geometry``): every
+    pixel is a function of its own coordinates, so this is exactly the crop of the full render.
+    """
     if not isinstance(params, FaceParams):
         raise TypeError(f"params must be a FaceParams, got {type(params).__name__}")
-    if not isinstance(size, int) or not MIN_SIZE <= size <= MAX_SIZE:
-        raise ValueError(f"size={size!r} is not valid; pass an int from {MIN_SIZE} to {MAX_SIZE}")
+    full, row0, col0 = check_window(size, window)
     dev = params.device
     n = len(params)
     if n == 0:
         return torch.zeros(0, 3, size, size, device=dev)
     if dev.type == "cpu" and n > CPU_CHUNK:
         # CPU: chunks keep the per-pixel intermediates in cache (about 1.4x faster)
-        return torch.cat([render_procedural(params[i:i + CPU_CHUNK], size) for i in range(0, n, CPU_CHUNK)])
+        return torch.cat([render_procedural(params[i:i + CPU_CHUNK], size, window) for i in range(0, n, CPU_CHUNK)])
     L = Layout(params)
     # ZOOM frames the head and shoulders; coordinates below are in the zoomed frame.
-    pw = 2.0 / size / ZOOM
-    t = ((torch.arange(size, device=dev, dtype=torch.float32) + 0.5) * (2.0 / size) - 1) / ZOOM
-    x = t.view(1, 1, size)
-    y = t.view(1, size, 1)
+    pw = 2.0 / full / ZOOM
+    grid = torch.arange(size, device=dev, dtype=torch.float32)
+    x = (((grid + col0) + 0.5) * (2.0 / full) - 1).div(ZOOM).view(1, 1, size)
+    y = (((grid + row0) + 0.5) * (2.0 / full) - 1).div(ZOOM).view(1, size, 1)
 
     # ---- image-space layers behind the head --------------------------------------------
     shade_bg = 1.05 - 0.12 * (y + 1)

@@ -64,29 +64,22 @@ def render(
     """
     check_framing(framing)
     name = resolve_backend(backend)
-    if framing == "face" and name == "ict":  # draws only the window
-        from facekit.synth.ict import render_ict
-
-        img = render_ict(params, size, window=face_geometry(size))
-    elif framing == "face":
-        full, row, col = face_geometry(size)
-        img = _render_backend(params, full, name)[..., row:row + size, col:col + size]
-    else:
-        img = _render_backend(params, size, name)
-    return apply_style(img, params.seed, style)
+    # the face framing draws only the face window of the head framing (no pixel is wasted)
+    window = face_geometry(size) if framing == "face" else None
+    return apply_style(_render_backend(params, size, name, window), params.seed, style)
 
 
-def _render_backend(params: FaceParams, size: int, backend: str) -> torch.Tensor:
+def _render_backend(params: FaceParams, size: int, backend: str, window: tuple[int, int, int] | None) -> torch.Tensor:
     if backend == "ict":
         from facekit.synth.ict import render_ict
 
-        return render_ict(params, size)
+        return render_ict(params, size, window=window)
     from facekit.kernels.dispatch import backend as kernel_backend
 
     if kernel_backend(params.device) == "triton":  # CUDA, or FACEKIT_KERNELS=triton
         from facekit.kernels.render import render_triton
 
-        return render_triton(params, size)
+        return render_triton(params, size, window=window)
     from facekit.synth.procedural import render_procedural
 
-    return render_procedural(params, size)
+    return render_procedural(params, size, window=window)
