@@ -88,12 +88,12 @@ class Layout:
         self.ew = 0.080 * (1 + 0.10 * trait("eye_size"))
         eh = 0.034 * (1 + 0.15 * trait("eye_size"))
         closed = 1 - a["AU43"]
-        # AU5 raises the upper lid, AU7 tightens (lowers upper, raises lower lid), AU6 and AU9
-        # push the lower lid up from below, AU4 lowers the brow onto the upper lid, AU43 closes
+        # AU5 raises the upper lid, AU7 tightens (lowers upper, raises lower lid), AU6, AU9 and
+        # a strong AU12 push the lower lid up from below, AU4 lowers the brow onto the upper lid, AU43 closes
         # the eye; age makes the upper lid droop.
         self.eh_up = (eh * (1 + 1.1 * a["AU5"] - 0.45 * a["AU7"] - 0.25 * a["AU6"] - 0.2 * a["AU4"]
                             - 0.15 * self.sag)).clamp_min(0) * closed
-        self.eh_lo = (0.75 * eh * (1 - 0.65 * a["AU7"] - 0.6 * a["AU6"] - 0.25 * a["AU9"] + 0.25 * a["AU5"])
+        self.eh_lo = (0.75 * eh * (1 - 0.65 * a["AU7"] - 0.6 * a["AU6"] - 0.35 * a["AU9"] - 0.2 * a["AU12"] + 0.25 * a["AU5"])
                       ).clamp_min(0) * (1 - 0.85 * a["AU43"])
         self.tilt = 0.012 * trait("eye_tilt") - 0.008 * self.sag
         self.iris_r = 0.023 + 0 * wn
@@ -108,8 +108,8 @@ class Layout:
         self.b_thick = 0.014 * (1 + 0.35 * trait("brow_thickness"))
 
         # Nose: AU9 wrinkles, lifts and widens the nose, AU10 lifts the nostril wings a little.
-        self.ny = 0.10 * (1 + 0.12 * trait("nose_length")) - 0.018 * a["AU9"] - 0.006 * a["AU10"]
-        self.nw = 0.034 * (1 + 0.2 * trait("nose_width") + 0.15 * wn) + 0.012 * a["AU9"] + 0.004 * a["AU10"]
+        self.ny = 0.10 * (1 + 0.12 * trait("nose_length")) - 0.018 * a["AU9"] - 0.010 * a["AU10"]
+        self.nw = 0.034 * (1 + 0.2 * trait("nose_width") + 0.15 * wn) + 0.012 * a["AU9"] + 0.008 * a["AU10"]
 
         # Mouth. AU12 pulls the corners up and out, AU15 down, AU20 stretches sideways,
         # AU23 tightens, narrows and thins the lips, AU14 tucks the corners in with dimples,
@@ -126,28 +126,29 @@ class Layout:
                        * (1 - 0.2 * a["AU14"]))
         self.lip_lo = (0.026 * lip * (1 - 0.7 * a["AU23"]) * (1 - 0.5 * a["AU20"]) * (1 + 0.35 * a["AU17"])
                        * (1 - 0.2 * a["AU14"]) * (1 + 0.2 * a["AU15"]))
-        self.gap = ((0.055 * a["AU25"] + 0.09 * a["AU26"] + 0.03 * a["AU10"] + 0.012 * a["AU9"]) * (1 - 0.6 * a["AU23"])
+        self.gap = ((0.065 * a["AU25"] + 0.09 * a["AU26"] + 0.03 * a["AU10"] + 0.012 * a["AU9"]) * (1 - 0.6 * a["AU23"])
                     * (1 - 0.5 * a["AU17"]))
         self.lip_raise = 0.040 * a["AU10"] + 0.025 * a["AU9"]
 
         # Relief (height-field amplitudes and centres the AUs drive), in the formula's order.
         wpos = wn.clamp_min(0)
-        # the cheeks bulge up and out with AU6 and AU12, a little with AU10 (and with weight)
+        # the cheeks bulge up and out with AU6 and AU12, a little with AU10, AU9, AU14 (and weight)
         self.cheek_v = 0.07 - 0.04 * a["AU6"] - 0.02 * a["AU12"] + 0.02 * self.sag
-        self.cheek_a = 0.010 + 0.030 * a["AU6"] + 0.040 * a["AU12"] + 0.010 * a["AU10"] + 0.01 * wpos
+        self.cheek_a = (0.010 + 0.030 * a["AU6"] + 0.055 * a["AU12"] + 0.020 * a["AU10"] + 0.015 * a["AU9"]
+                        + 0.010 * a["AU14"] + 0.01 * wpos)
         # beside the corners: AU14 dimples and AU20 stretches the skin in, AU15 pouches it out
-        self.dimple_a = -0.045 * a["AU14"] - 0.025 * a["AU20"] + 0.025 * a["AU15"]
-        # nasolabial fold: deepened by AU12, AU10, AU9, AU20 and age
-        self.fold_a = -(0.004 + 0.010 * self.wrinkle + 0.020 * a["AU12"] + 0.016 * a["AU10"] + 0.014 * a["AU9"]
-                        + 0.008 * a["AU20"] + 0.004 * wpos)
-        # the chin boss rises towards the mouth with AU17 and bulges a little with AU23
+        self.dimple_a = -0.070 * a["AU14"] - 0.040 * a["AU20"] + 0.040 * a["AU15"]
+        # nasolabial fold: deepened by AU12, AU10, AU9, AU20, AU14 and age
+        self.fold_a = -(0.004 + 0.010 * self.wrinkle + 0.028 * a["AU12"] + 0.022 * a["AU10"] + 0.020 * a["AU9"]
+                        + 0.014 * a["AU20"] + 0.008 * a["AU14"] + 0.004 * wpos)
+        # the chin boss rises towards the mouth with AU17 and bulges with AU23 and AU15
         self.chin_v = self.chin * self.eb * 0.86 - 0.07 * a["AU17"]
-        self.chin_a = 0.010 + 0.035 * a["AU17"] + 0.010 * a["AU23"]
+        self.chin_a = 0.010 + 0.035 * a["AU17"] + 0.025 * a["AU23"] + 0.012 * a["AU15"]
         self.jowl_v = self.chin * self.eb * 0.86 - 0.06
         # wrinkle depths: forehead (AU1, AU2), glabella (AU4), nose (AU9), crow's feet (AU6)
         self.fore_amp = 0.0012 * self.wrinkle + 0.0045 * torch.maximum(a["AU1"], a["AU2"])
         self.glab_amp = 0.0045 * a["AU4"] + 0.0015 * 0.3 * self.wrinkle
-        self.nose_wr = 0.0040 * a["AU9"]
+        self.nose_wr = 0.0055 * a["AU9"]
         self.crow_amp = 0.0008 * self.wrinkle + 0.0035 * a["AU6"]
         self.blush_dv = 0.03 * a["AU6"] + 0.02 * a["AU12"]
         self.blush_amp = 0.06 * (1 + 1.5 * a["AU6"] + 0.5 * a["AU12"])
@@ -155,7 +156,9 @@ class Layout:
         def rgb4(c: Tensor) -> Tensor:
             return c.view(-1, 3, 1, 1)
 
-        self.skin, self.lip_col, self.iris_col = rgb4(look.skin), rgb4(look.lip), rgb4(look.iris)
+        self.skin, self.iris_col = rgb4(look.skin), rgb4(look.iris)
+        # AU23 presses the lips: their red rolls in, so what shows is closer to the skin
+        self.lip_col = rgb4(look.lip) + (self.skin - rgb4(look.lip)) * 0.35 * a["AU23"].view(-1, 1, 1, 1)
         self.hair_col, self.brow_col = rgb4(look.hair), rgb4(look.brow)
         self.hair_len, self.fringe = col(look.hair_len), col(look.fringe)
         self.hairline = -0.56 - 0.08 * trait("hairline") - col(look.recede)
