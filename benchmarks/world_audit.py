@@ -51,7 +51,7 @@ from facekit.synth.worlds import (
 
 HERE = Path(__file__).parent
 RESULTS_MD = HERE / "RESULTS.md"
-BACKENDS = ("procedural", "ict")
+BACKENDS = ("ict", "procedural")  # the default world's backend first
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,8 +68,8 @@ class AuditScale:
 
 SCALES = {
     "smoke": AuditScale(size=32, n_train=96, train_persons=24, n_test=64, n_pairs=32, budget=AuditBudget(steps=8, batch=32)),
-    "cpu": AuditScale(size=64, n_train=6000, train_persons=600, n_test=1200, n_pairs=400,
-                      budget=AuditBudget(steps=1500, batch=64)),
+    "cpu": AuditScale(size=64, n_train=3000, train_persons=300, n_test=800, n_pairs=250,
+                      budget=AuditBudget(steps=600, batch=64)),
     "gpu": AuditScale(size=64, n_train=40000, train_persons=1400, n_test=4000, n_pairs=2000,
                       budget=AuditBudget(steps=8000, batch=128)),
 }
@@ -218,17 +218,17 @@ def main(argv: Sequence[str] | None = None) -> dict[str, dict[str, float]]:
         print(f"[{time.time() - t0:6.0f} s] {msg}", flush=True)
 
     results: dict[str, dict[str, float]] = {}
-    recs: list[metrics.Metric] = []
+    config = {"scale": dataclasses.asdict(scale), "seed": args.seed, "renderer": renderer_fingerprint()}
     for backend in args.backends:
         for style in args.styles:
             world = dataclasses.replace(world_for(backend, style), size=scale.size)
             key = f"{backend}/{style}"
             results[key] = audit_world(world, scale, args.seed, log)
             extra = {"world": world.name, **{k: v for k, v in world.config().items() if k != "name"}}
-            recs += [metrics.Metric(f"{key}/{k}", v, seeds=(args.seed,), extra=extra) for k, v in results[key].items()]
+            recs = [metrics.Metric(f"{key}/{k}", v, seeds=(args.seed,), extra=extra) for k, v in results[key].items()]
+            # recorded world by world, so an interrupted run keeps the worlds it finished
+            path = metrics.record("world_audit", recs, profile=profile, config=config, seeds=(args.seed,))
     wall = time.time() - t0
-    config = {"scale": dataclasses.asdict(scale), "seed": args.seed, "renderer": renderer_fingerprint()}
-    path = metrics.record("world_audit", recs, profile=profile, config=config, seeds=(args.seed,))
     n_au = len(AU_NAMES)
     body = "\n".join([
         f"Fixed audit CNN (`facekit.models.audit_cnn`), {profile} profile, seed {args.seed}: "
