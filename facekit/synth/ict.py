@@ -95,14 +95,13 @@ from facekit.synth.assets import (
     load_obj,
 )
 from facekit.synth.framing import check_framing, face_geometry
-from facekit.synth.layout import ZOOM  # the frame of the shared image-space layers
+from facekit.synth.layout import MAX_SIZE, MIN_SIZE, ZOOM  # shared with the procedural backend
 from facekit.synth.params import AU_NAMES, ID_DIM, IDENTITY_TRAITS, N_AUS, FaceParams, au_index
 from facekit.synth.raster import downsample, interpolate, rasterize, shade, vertex_normals
 from facekit.synth.rng import hash_uniform
 
 Tensor = torch.Tensor
 
-MIN_SIZE, MAX_SIZE = 32, 256
 _TRAIT = {name: k for k, (name, _) in enumerate(IDENTITY_TRAITS)}
 
 # Multi-PIE 68-point landmark vertex indices, from the upstream README (0-based).
