@@ -179,13 +179,16 @@ def bar_lines(results: dict[str, dict[str, float]]) -> list[str]:
         checks = []
         for name, bar in BARS.items():
             need = bar[style] if isinstance(bar, dict) else bar
+            if name not in r:
+                checks.append(f"{name} not measured (no test faces)")
+                continue
             checks.append(f"{name} {r[name]:.3f} {'>=' if r[name] >= need else '<'} {need} "
                           f"({'met' if r[name] >= need else 'MISSED'})")
         lines.append(f"- `{w}`: " + "; ".join(checks))
     return lines
 
 
-def update_results_md(body: str, command: str, wall_s: float) -> None:
+def update_results_md(body: str, command: str, wall_s: float, note: str = "") -> None:
     """Replace (or append) the world audit's section of benchmarks/RESULTS.md."""
     if str(HERE) not in sys.path:
         sys.path.insert(0, str(HERE))
@@ -194,7 +197,7 @@ def update_results_md(body: str, command: str, wall_s: float) -> None:
     header = "## World audit (`benchmarks/world_audit.py`)"
     meta = (f"- machine: {_machine()}\n- commit: `{metrics.git_revision()}`\n"
             f"- date: {datetime.now(UTC).isoformat(timespec='seconds')}\n- command: `{command}`\n"
-            f"- wall time: {wall_s / 60:.1f} min\n")
+            f"- wall time: {wall_s / 60:.1f} min{note}\n")
     section = f"{header}\n\n{meta}\n{body}\n"
     text = RESULTS_MD.read_text() if RESULTS_MD.exists() else "# Benchmark results\n"
     pattern = re.compile(rf"^{re.escape(header)}\n.*?(?=^## |\Z)", re.S | re.M)
@@ -209,10 +212,14 @@ def main(argv: Sequence[str] | None = None) -> dict[str, dict[str, float]]:
     ap.add_argument("--styles", nargs="+", default=list(STYLE_NAMES), choices=STYLE_NAMES)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-results-md", action="store_true", help="do not touch benchmarks/RESULTS.md")
+    ap.add_argument("--from-record", action="store_true",
+                    help="train nothing: rebuild the table (and RESULTS.md) from the record, e.g. after one run per world")
     args = ap.parse_args(argv)
     profile = get_profile(args.profile)
     scale = SCALES[profile]
     t0 = time.time()
+    if args.from_record:
+        return _from_record(profile, scale, args, argv)
 
     def log(msg: str) -> None:
         print(f"[{time.time() - t0:6.0f} s] {msg}", flush=True)
@@ -223,27 +230,58 @@ def main(argv: Sequence[str] | None = None) -> dict[str, dict[str, float]]:
         for style in args.styles:
             world = dataclasses.replace(world_for(backend, style), size=scale.size)
             key = f"{backend}/{style}"
+            t_world = time.time()
             results[key] = audit_world(world, scale, args.seed, log)
             extra = {"world": world.name, **{k: v for k, v in world.config().items() if k != "name"}}
+            extra["wall_s"] = round(time.time() - t_world, 1)
             recs = [metrics.Metric(f"{key}/{k}", v, seeds=(args.seed,), extra=extra) for k, v in results[key].items()]
             # recorded world by world, so an interrupted run keeps the worlds it finished
             path = metrics.record("world_audit", recs, profile=profile, config=config, seeds=(args.seed,))
     wall = time.time() - t0
-    n_au = len(AU_NAMES)
-    body = "\n".join([
-        f"Fixed audit CNN (`facekit.models.audit_cnn`), {profile} profile, seed {args.seed}: "
-        f"{scale.n_train} training faces of {scale.train_persons} persons, {scale.budget.steps} steps of "
-        f"{scale.budget.batch}; scored on {scale.n_test} faces and {scale.n_pairs} same-person pairs of unseen "
-        f"persons. Face framing, {scale.size} px. au_auc is the mean ROC-AUC over {n_au} AUs (FACS B and up "
-        "against absent); emotion_acc per intensity bin (low 0.15-0.4, medium 0.4-0.7, high 0.7-1); MAE in "
-        "years and BMI.", "", table(results), "", "Bars (issue 16, default world = ICT when its assets are found):",
-        *bar_lines(results)])
+    body = report(results, scale, profile, args.seed)
     print(body)
     print(f"\nrecord: {path}; wall time {wall / 60:.1f} min")
     if profile != "smoke" and not args.no_results_md:
         command = "python benchmarks/world_audit.py " + " ".join(argv if argv is not None else sys.argv[1:])
         update_results_md(body, command.strip(), wall)
     return results
+
+
+def _from_record(profile: str, scale: AuditScale, args: argparse.Namespace,
+                 argv: Sequence[str] | None) -> dict[str, dict[str, float]]:
+    record = metrics.load_records(profile).get("world_audit")
+    if not record:
+        raise SystemExit(f"no world_audit record for profile {profile!r}; run this script without --from-record first")
+    results: dict[str, dict[str, float]] = {}
+    walls: dict[str, float] = {}
+    for name, entry in record.items():
+        backend, style, metric = name.split("/", 2)
+        results.setdefault(f"{backend}/{style}", {})[metric] = entry["value"]
+        if "wall_s" in entry["extra"]:
+            walls[f"{backend}/{style}"] = entry["extra"]["wall_s"]
+    order = [f"{b}/{s}" for b in BACKENDS for s in STYLE_NAMES if f"{b}/{s}" in results]
+    results = {k: results[k] for k in order}
+    body = report(results, scale, profile, args.seed)
+    print(body)
+    if profile != "smoke" and not args.no_results_md:
+        command = "python benchmarks/world_audit.py " + " ".join(argv if argv is not None else sys.argv[1:])
+        note = (" per world, run one world per process (`--backends B --styles S`), in parallel: "
+                + ", ".join(f"{k} {v / 60:.1f} min" for k, v in walls.items())) if walls else ""
+        update_results_md(body, command.strip(), max(walls.values(), default=0.0), note)
+    return results
+
+
+def report(results: dict[str, dict[str, float]], scale: AuditScale, profile: str, seed: int) -> str:
+    """The Markdown the script prints and puts in RESULTS.md."""
+    n_au = len(AU_NAMES)
+    return "\n".join([
+        f"Fixed audit CNN (`facekit.models.audit_cnn`), {profile} profile, seed {seed}: "
+        f"{scale.n_train} training faces of {scale.train_persons} persons, {scale.budget.steps} steps of "
+        f"{scale.budget.batch}; scored on {scale.n_test} faces and {scale.n_pairs} same-person pairs of unseen "
+        f"persons. Face framing, {scale.size} px. au_auc is the mean ROC-AUC over {n_au} AUs (FACS B and up "
+        "against absent); emotion_acc per intensity bin (low 0.15-0.4, medium 0.4-0.7, high 0.7-1); MAE in "
+        "years and BMI.", "", table(results), "", "Bars (issue 16, default world = ICT when its assets are found):",
+        *bar_lines(results)])
 
 
 if __name__ == "__main__":

@@ -23,6 +23,8 @@ def test_smoke_audit_writes_every_metric_to_the_record(tmp_path, monkeypatch):
     assert 0 <= entry["value"] <= 1 and entry["extra"]["backend"] == "procedural"
     assert entry["extra"]["occurrence_threshold"] == 0.15
     assert world_audit.RESULTS_MD.read_text() == results_md  # smoke numbers never reach RESULTS.md
+    again = world_audit.main(["--profile", "smoke", "--from-record"])
+    assert again == out  # the table can be rebuilt from the record alone
 
 
 def test_bad_backend_is_refused():
