@@ -37,11 +37,11 @@ def _au_train() -> _SyntheticDataset:
     return au_datasets(fmae_iat.profile_config("cpu", 0).data, 0)["train"]
 
 
-def _world(name: str, n: int, split: str) -> Callable[[], _SyntheticDataset]:
+def _world(name: str, n: int, split: str, n_persons: int | None = None) -> Callable[[], _SyntheticDataset]:
     def make() -> _SyntheticDataset:
         from facekit.synth.worlds import get_world
 
-        return get_world(name).faces(n, split=split)
+        return get_world(name).faces(n, split=split, n_persons=n_persons)
 
     return make
 
@@ -69,10 +69,10 @@ CARD_DATASETS: dict[str, tuple[Callable[[], _SyntheticDataset], str]] = {
     "au_bp4d_like": (_au_train, "the BP4D-like AU set of notebook 03 (seed 0): 60 subjects with subject-specific AU "
                      "propensities, 60 images each, 3 subject-independent folds; an AU is present when its "
                      "intensity is above 0"),
-    "world_default": (_world("default", 6000, "train"), "the default training world (facekit.synth.worlds): face "
+    "world_default": (_world("default", 3000, "train", 300), "the default training world (facekit.synth.worlds): face "
                       "framing, random AUs and EMFACS prototypes mixed, AU labels from FACS level B; the learnability "
                       "audit's training pool at the cpu profile"),
-    "world_default_target": (_world("default-target", 1200, "test"), "the default world in the target style, "
+    "world_default_target": (_world("default-target", 800, "test"), "the default world in the target style, "
                              "test persons: the audit's target-style test pool at the cpu profile"),
     "synfer_pool": (_synfer_pool, "SynFER's unlabelled target-style pool (notebook 04), rendered at 48 px and "
                     "cropped to the inner face at 32 px for the diffusion model"),
