@@ -31,9 +31,12 @@ def taiwanese_dir() -> Path | None:
     return next((p for p in places if (p / "labels.csv").is_file()), None)
 
 
-def calibration_photos(size: int = 64, per_set: int = 120, seed: int = 0) -> tuple[dict[str, torch.Tensor], list[str]]:
+def calibration_photos(size: int = 64, per_set: int = 120, seed: int = 0,
+                       taiwanese: bool = True) -> tuple[dict[str, torch.Tensor], list[str]]:
     """``({set name: N x 3 x size x size aligned crops}, notes)``: up to ``per_set`` photos of each
-    set that is present (an evenly spaced, seeded sample), and a note per set left out or cut."""
+    set that is present (a seeded random sample), and a note per set left out or cut.
+    ``taiwanese=False`` leaves that database out, for outputs that are committed or shared: its
+    terms forbid publishing anything derived from it."""
     rng = np.random.default_rng(seed)
     sets: dict[str, torch.Tensor] = {}
     notes: list[str] = []
@@ -48,8 +51,10 @@ def calibration_photos(size: int = 64, per_set: int = 120, seed: int = 0) -> tup
         sets["orl (grey)"], _ = align_faces(sample(files), size, fallback=ORL_BOX, min_face=62)
     else:
         notes.append("ORL not found (set FACEKIT_ORL or run `facekit data fetch orl`); left out")
-    tw = taiwanese_dir()
-    if tw is not None:
+    tw = taiwanese_dir() if taiwanese else None
+    if not taiwanese:
+        notes.append("Taiwanese expression database left out on purpose (taiwanese=False)")
+    elif tw is not None:
         with open(tw / "labels.csv", newline="") as fh:
             rows = [r["file"] for r in csv.DictReader(fh) if int(r["performer"]) in TAIWANESE_DESIGN_PERFORMERS]
         files = [tw / "faces_256x256" / f for f in sample(rows) if (tw / "faces_256x256" / f).is_file()]
@@ -58,7 +63,7 @@ def calibration_photos(size: int = 64, per_set: int = 120, seed: int = 0) -> tup
         missed = sum(r.row is None for r in report)
         if missed:
             notes.append(f"taiwanese: {missed} of {len(files)} photos without a detected face left out")
-    else:
+    if taiwanese and tw is None:
         notes.append("Taiwanese expression database not found (set FACEKIT_TAIWANESE); left out")
     from skimage import data
 
