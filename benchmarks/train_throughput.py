@@ -20,8 +20,8 @@ import torch
 from facekit.config import get_device
 from facekit.methods import fmae_iat
 from facekit.methods.fmae_iat.data import FaceStream
-from facekit.metrics import git_revision
 from facekit.models.vit_mae import FaceMAE
+from facekit.records import git_revision
 
 
 def _sync(device: torch.device) -> None:

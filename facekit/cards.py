@@ -27,9 +27,17 @@ from facekit.synth.datasets import (
     PairDataset,
 )
 from facekit.synth.params import AU_FACS, EMOTION_PROTOTYPES, IDENTITY_TRAITS, UNITS
+from facekit.synth.worlds import WorldFaces, get_world
 
-Dataset = FaceDataset | PairDataset  # what a card describes
+Dataset = FaceDataset | PairDataset | WorldFaces  # what a card describes
 CardSpec = tuple[Callable[[], Dataset], str]  # (factory, one-line purpose)
+
+def _world(name: str, n: int, split: str, n_persons: int | None = None) -> Callable[[], Dataset]:
+    def make() -> Dataset:
+        return get_world(name).faces(n, split=split, n_persons=n_persons)
+
+    return make
+
 
 # name -> (factory, one-line purpose). Counts are those of the ``cpu`` profile. The method
 # packages add theirs (their ``DATA_CARDS``), built from their own configs so they cannot drift.
@@ -46,6 +54,11 @@ SYNTH_CARDS: dict[str, CardSpec] = {
                      "same-person pairs whose weight (BMI) changes by a known amount"),
     "pairs_age": (lambda: PairDataset(20000, split="train", factor="age"),
                   "same-person pairs whose age changes by a known number of years"),
+    "world_default": (_world("default", 3000, "train", 300), "the default training world (facekit.synth.worlds): face "
+                      "framing, random AUs and EMFACS prototypes mixed, AU labels from FACS level B; the learnability "
+                      "audit's training pool at the cpu profile"),
+    "world_default_target": (_world("default-target", 800, "test"), "the default world in the target style, "
+                             "test persons: the audit's target-style test pool at the cpu profile"),
 }
 
 def card_datasets() -> dict[str, CardSpec]:
@@ -66,7 +79,8 @@ LIMITATIONS = """\
   style (blur, noise, JPEG blocks, colour casts, harsh light, grey) rehearses only part of
   that gap. Measure on real photos before relying on any number.
 - **Action Units are approximations.** Each AU moves the region FACS describes (see the
-  table), bilaterally; intensity is linear in [0, 1], not the A-E FACS scale. Unilateral
+  table), bilaterally; intensity is linear in [0, 1], mapped onto the FACS A-E levels by
+  `facekit.synth.worlds` (A below 0.15, B from 0.15, C 0.35, D 0.65, E 0.9). Unilateral
   actions (e.g. contempt's one-sided AU14) are not modelled.
 - **Demographics are not modelled as such.** Skin tone, hair and face shape vary
   continuously with the identity code; no ethnicity, gender or other protected label
@@ -145,10 +159,11 @@ def write_card(name: str, out_dir: str | Path = "data_cards", overwrite: bool = 
         ax.tick_params(labelsize=6)
     k = len(fig_cols)
     if au_cols:
-        rates = [float((cols[a] > 0).mean()) for a in au_cols]
+        threshold = cfg.get("occurrence_threshold", 0.0)
+        rates = [float((cols[a] >= threshold if threshold else cols[a] > 0).mean()) for a in au_cols]
         axes[k].bar(range(len(au_cols)), rates, color="#dd8452")
         axes[k].set_xticks(range(len(au_cols)), [a[2:] for a in au_cols], fontsize=5)
-        axes[k].set_title("AU active rate", fontsize=8)
+        axes[k].set_title("AU occurrence rate", fontsize=8)
         axes[k].set_xlabel("AU", fontsize=7)
         axes[k].set_ylabel("share of faces", fontsize=7)
         k += 1
@@ -165,7 +180,12 @@ def write_card(name: str, out_dir: str | Path = "data_cards", overwrite: bool = 
 
 def card_text(name: str, purpose: str, ds: Dataset, cfg: dict, cols: dict[str, np.ndarray],
                au_cols: list[str], split_table: str, fig_name: str) -> str:
-    au_table = "\n".join(f"| {a} | {AU_FACS[a]} | {float((cols[a] > 0).mean()):.2f} |" for a in au_cols) if au_cols else ""
+    threshold = cfg.get("occurrence_threshold")
+    occurs = (lambda v: v >= threshold) if threshold is not None else (lambda v: v > 0)
+    au_table = "\n".join(f"| {a} | {AU_FACS[a]} | {float(occurs(cols[a]).mean()):.2f} |" for a in au_cols) if au_cols else ""
+    occurrence = (f"an AU occurs at intensity >= {threshold:g} (FACS level B; weaker traces are unlabelled)"
+                  if threshold is not None else "no occurrence threshold set (this dataset predates the training "
+                  "worlds; an AU counts as present above 0)")
     traits = ", ".join(t for t, _ in IDENTITY_TRAITS)
     stats = "\n".join(
         f"| {k} | {np.mean(v):.2f} | {np.std(v):.2f} | {np.min(v):.2f} | {np.max(v):.2f} |"
@@ -182,7 +202,9 @@ def card_text(name: str, purpose: str, ds: Dataset, cfg: dict, cols: dict[str, n
 {purpose}.
 
 ## Generator
-- facekit {facekit.__version__}, backend `{cfg['backend']}`, style `{cfg['style']}`, {cfg['size']}x{cfg['size']} RGB.
+- facekit {facekit.__version__}, {f"world `{cfg['world']}`, " if "world" in cfg else ""}backend `{cfg['backend']}`, \
+framing `{cfg['framing']}`, style `{cfg['style']}`, {cfg['size']}x{cfg['size']} RGB.
+- Occurrence threshold: {occurrence}.
 - Configuration (the dataset is a pure function of it: item i is the same image every time):
 
 ```json
@@ -209,7 +231,7 @@ round-robin, so every person has the same number of items). Persons are split on
 |---|---|---|---|---|
 {stats}
 
-{"| AU | FACS name | active rate |" + chr(10) + "|---|---|---|" + chr(10) + au_table if au_table else ""}
+{"| AU | FACS name | occurrence rate |" + chr(10) + "|---|---|---|" + chr(10) + au_table if au_table else ""}
 
 ## Intended use
 Teaching and research on facial representation learning with exact ground truth:

@@ -185,3 +185,85 @@ def au_gallery(params: FaceParams, size: int = 96, backend: str = "procedural", 
     fig.suptitle("Every Action Unit at full intensity (top) and where the pixels changed (bottom)")
     fig.tight_layout()
     return fig
+
+
+def style_calibration(groups: dict[str, dict[str, torch.Tensor]], bins: int = 25) -> Figure:
+    """Histograms of the style statistics (``facekit.synth.style_stats``), one panel per statistic
+    side by side, one outline per group of images (real sets and synthetic styles)."""
+    from facekit.synth.style_stats import STAT_UNITS, STATS
+
+    fig, axes = plt.subplots(1, len(STATS), figsize=(3.1 * len(STATS), 2.9), squeeze=False)
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for ax, stat in zip(axes[0], STATS, strict=True):
+        values = [g[stat].float().numpy() for g in groups.values()]
+        lo, hi = min(float(v.min()) for v in values), max(float(v.max()) for v in values)
+        edges = np.linspace(lo, hi if hi > lo else lo + 1e-3, bins + 1)
+        for k, (name, v) in enumerate(zip(groups, values, strict=True)):
+            synthetic = name.startswith(("clean", "target"))
+            ax.hist(v, bins=edges, density=True, histtype="stepfilled" if synthetic else "step",
+                    alpha=0.35 if synthetic else 1.0, linewidth=1.5, color=colours[k % len(colours)], label=name)
+        ax.set_title(stat, fontsize=9)
+        ax.set_xlabel(STAT_UNITS[stat], fontsize=8)
+        ax.set_ylabel("density", fontsize=8)
+        ax.tick_params(labelsize=7)
+    axes[0, -1].legend(fontsize=7, loc="upper right")
+    fig.suptitle("Style calibration: synthetic styles (filled) against real photos (outlines), aligned 64 px crops")
+    fig.tight_layout()
+    return fig
+
+
+def emotion_prototype_grid(n_identities: int = 4, backends: tuple[str, ...] = ("procedural", "ict"), size: int = 96,
+                           seed: int = 0, intensity: float = 1.0) -> Figure:
+    """The EMFACS emotion prototypes (columns) on ``n_identities`` people (rows), in each backend.
+
+    Faces are neutral apart from the prototype's AUs (frontal, evenly lit, clean style) and
+    face-framed, so the expression fills the picture. A backend whose assets are missing is
+    skipped and the title says so, so the figure still draws on a machine without them.
+    """
+    from facekit.synth.assets import AssetsNotFoundError, find_ict_dir
+    from facekit.synth.params import EMOTIONS, FaceParams, emotion_aus, sample_identities
+    from facekit.synth.render import render
+
+    if not isinstance(n_identities, int) or n_identities < 1:
+        raise ValueError(f"n_identities={n_identities!r} is not valid; pass an int >= 1")
+    if not backends or any(b not in ("procedural", "ict") for b in backends):
+        raise ValueError(f"backends={backends!r} is not valid; pass a non-empty tuple of 'procedural' and/or 'ict'")
+    if not 0 <= intensity <= 1:
+        raise ValueError(f"intensity={intensity!r} is not valid; pass a value in [0, 1]")
+    shown, skipped = [], []
+    for b in backends:
+        if b == "ict":
+            try:
+                find_ict_dir()
+            except AssetsNotFoundError:
+                skipped.append(b)
+                continue
+        shown.append(b)
+    if not shown:
+        raise ValueError(f"no backend in {backends} can draw here (ICT-FaceKit assets not found; "
+                         "run `facekit assets fetch ict` or include 'procedural')")
+    people = FaceParams.neutral(sample_identities(n_identities, seed))
+    rows, labels = [], []
+    for b in shown:
+        faces = [render(people.replace(au=emotion_aus(e, intensity).expand(n_identities, -1)), size, backend=b,
+                        framing="face") for e in EMOTIONS]
+        rows += [[f[i] for f in faces] for i in range(n_identities)]
+        labels += [f"{b}\nperson {i + 1}" for i in range(n_identities)]
+    fig, axes = plt.subplots(len(rows), len(EMOTIONS), figsize=(1.25 * len(EMOTIONS) + 0.6, 1.3 * len(rows) + 0.8),
+                             squeeze=False)
+    for r, row in enumerate(rows):
+        for c, img in enumerate(row):
+            ax = axes[r, c]
+            ax.imshow(to_numpy_image(img))
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if r == 0:
+                ax.set_title(EMOTIONS[c], fontsize=9)
+            if c == 0:
+                ax.set_ylabel(labels[r], fontsize=8)
+    title = f"The {len(EMOTIONS)} EMFACS emotion prototypes at intensity {intensity:g} (columns) on {n_identities} people"
+    if skipped:
+        title += f"\n({', '.join(skipped)} skipped: ICT-FaceKit assets not found; `facekit assets fetch ict`)"
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig

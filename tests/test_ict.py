@@ -353,3 +353,70 @@ def test_aus_weight_age_and_glasses_change_the_face(ict_dir: Path) -> None:
     eye_band = (specs - plain)[:, 25:50].abs()
     assert eye_band.mean() > 0.005 and eye_band.max() > 0.3
     assert (specs - plain)[:, 80:].abs().max() < 1e-6
+
+
+# ----------------------------------------------------------------------------- AU visibility
+
+# AU -> (its region, a region FACS says it leaves alone) in ``facekit.synth.ict.region_masks``.
+AU_REGIONS = {
+    "AU1": ("brows", "mouth"), "AU2": ("brows", "mouth"), "AU4": ("brows", "mouth"),
+    "AU5": ("eyes", "mouth"), "AU6": ("eyes", "chin"), "AU7": ("eyes", "mouth"),
+    "AU9": ("nose", "chin"), "AU10": ("mouth", "eyes"), "AU12": ("mouth", "brows"),
+    "AU14": ("mouth", "eyes"), "AU15": ("mouth", "eyes"), "AU17": ("chin", "eyes"),
+    "AU20": ("mouth", "eyes"), "AU23": ("mouth", "eyes"), "AU25": ("mouth", "eyes"),
+    "AU26": ("chin", "brows"), "AU43": ("eyes", "mouth"),
+}
+# The floor of each AU at intensity 1, face framing 64 px: the share of its region's pixels
+# whose largest channel changes by more than 0.05 (about half of what the model showed when
+# the floors were set; the procedural floors are in tests/test_render.py).
+AU_FLOORS = {
+    "AU1": 0.18, "AU2": 0.20, "AU4": 0.18, "AU5": 0.08, "AU6": 0.11, "AU7": 0.06, "AU9": 0.23,
+    "AU10": 0.26, "AU12": 0.40, "AU14": 0.25, "AU15": 0.18, "AU17": 0.25, "AU20": 0.17, "AU23": 0.18,
+    "AU25": 0.20, "AU26": 0.40, "AU43": 0.14,
+}
+
+
+@pytest.fixture(scope="module")
+def au_renders(ict_dir: Path):
+    from facekit.synth.ict import region_masks
+    from facekit.synth.render import render
+
+    people = FaceParams.neutral(sample_params(6, seed=4).identity)
+    neutral = render(people, 64, backend="ict", framing="face")
+    changed = {}
+    for au in AU_NAMES:
+        after = render(people.with_au(au, 1.0), 64, backend="ict", framing="face")
+        changed[au] = (after - neutral).abs().amax(1) > 0.05
+    return region_masks(people, 64, framing="face"), changed
+
+
+def test_au_table_and_floors_cover_every_au() -> None:
+    assert set(AU_REGIONS) == set(AU_FLOORS) == set(AU_NAMES)
+
+
+@pytest.mark.parametrize("au", AU_NAMES)
+def test_each_au_is_visible_in_its_own_region_only(au_renders, au: str) -> None:
+    masks, changed = au_renders
+    target, other = AU_REGIONS[au]
+    share = float(changed[au][masks[target]].float().mean())
+    assert share >= AU_FLOORS[au], f"{au} changes {share:.1%} of the {target}; its floor is {AU_FLOORS[au]:.0%}"
+    outside = float(changed[au][masks[other]].float().mean())
+    assert outside < 0.3 * share, f"{au} should leave the {other} alone ({outside:.1%} changed)"
+
+
+def test_face_window_is_the_crop_of_the_full_render(ict_dir: Path) -> None:
+    """render(framing='face') draws only the face window (faster); it is the crop of the full
+    head render up to rounding at triangle edges and depth ties."""
+    from facekit.synth.framing import face_geometry
+    from facekit.synth.ict import render_ict
+    from facekit.synth.render import render
+
+    p = sample_params(4, seed=8).replace(glasses=torch.tensor([1.0, 0.0, 0.0, 1.0]))
+    full, row, col = face_geometry(48)
+    crop = render_ict(p, full)[..., row:row + 48, col:col + 48]
+    window = render(p, 48, backend="ict", framing="face")
+    d = (window - crop).abs().amax(1)
+    assert window.shape == (4, 3, 48, 48)
+    assert float(d.mean()) < 2e-3 and float((d > 1 / 255).float().mean()) < 0.01
+    with pytest.raises(ValueError, match="window=.*not valid"):
+        render_ict(p, 48, window=(full, full - 10, 0))

@@ -219,13 +219,26 @@ def test_fused_renderer_tiles_dtypes_and_errors():
 
 
 @needs_triton
-def test_render_procedural_routes_to_the_kernel(monkeypatch):
+def test_fused_renderer_draws_the_face_window():
+    from facekit.kernels.render import render_triton
+    from facekit.synth.framing import face_geometry
+
+    p = faces(2, seed=5)
+    window = face_geometry(32)
+    with dispatch.use_backend("torch"):
+        ref = render_procedural(p, 32, window=window)
+    out = render_triton(p, 32, block=2048, window=window)
+    assert out.shape == (2, 3, 32, 32) and float((out - ref).abs().max()) <= PIXEL_TOL
+
+
+@needs_triton
+def test_render_routes_to_the_kernel(monkeypatch):
     from facekit.kernels.render import render_triton
 
     p = faces(2, seed=7)
     with dispatch.use_backend("torch"):
         ref = render(p, 32)
     monkeypatch.setenv("FACEKIT_KERNELS", "triton")
-    out = render(p, 32)  # render -> render_procedural -> its hook -> the kernel
+    out = render(p, 32)  # render picks the kernel over the torch reference
     assert torch.equal(out, render_triton(p, 32))
     assert float((out - ref).abs().max()) <= PIXEL_TOL

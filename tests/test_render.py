@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from facekit.synth.layout import TRAIT
 from facekit.synth.params import AU_NAMES, FaceParams, sample_identities, sample_params
 from facekit.synth.procedural import region_masks
 from facekit.synth.render import render
@@ -31,11 +32,53 @@ def region_change(before, after, masks, region):
 AU_REGIONS = {
     "AU1": ("brows", "mouth"), "AU2": ("brows", "mouth"), "AU4": ("brows", "mouth"),
     "AU5": ("eyes", "mouth"), "AU6": ("eyes", "mouth"), "AU7": ("eyes", "mouth"),
-    "AU9": ("nose", "eyes"), "AU10": ("mouth", "eyes"), "AU12": ("mouth", "eyes"),
+    "AU9": ("nose", "chin"), "AU10": ("mouth", "eyes"), "AU12": ("mouth", "brows"),
     "AU14": ("mouth", "eyes"), "AU15": ("mouth", "eyes"), "AU17": ("chin", "eyes"),
     "AU20": ("mouth", "eyes"), "AU23": ("mouth", "eyes"), "AU25": ("mouth", "eyes"),
     "AU26": ("mouth", "eyes"), "AU43": ("eyes", "mouth"),
 }
+# The floor of each AU at intensity 1, face framing 64 px: the share of its region's pixels
+# whose largest channel changes by more than VISIBLE. About half of what the renderer showed
+# when the floors were set (benchmarks/render.py --au-visibility gives the whole-image share);
+# the ICT-FaceKit backend has its own floors in tests/test_ict.py.
+VISIBLE = 0.05
+AU_FLOORS = {
+    "AU1": 0.20, "AU2": 0.20, "AU4": 0.25, "AU5": 0.10, "AU6": 0.18, "AU7": 0.15, "AU9": 0.25,
+    "AU10": 0.30, "AU12": 0.15, "AU14": 0.15, "AU15": 0.18, "AU17": 0.25, "AU20": 0.15, "AU23": 0.14,
+    "AU25": 0.20, "AU26": 0.25, "AU43": 0.22,
+}
+
+
+def changed_share(before, after, mask):
+    """Share of the mask's pixels whose largest channel changes by more than VISIBLE."""
+    d = (after - before).abs().amax(1) > VISIBLE
+    return float(d[mask].float().mean())
+
+
+@pytest.fixture(scope="module")
+def face_framed(people):
+    return render(people, SIZE, framing="face"), region_masks(people, SIZE, framing="face")
+
+
+@pytest.mark.parametrize("au", list(AU_REGIONS))
+def test_each_au_is_visible_in_its_own_region_only(people, face_framed, au):
+    """At face framing 64 px, each AU changes at least its floor of its own region's pixels,
+    and under a fifth as much of a region FACS says it leaves alone."""
+    neutral, masks = face_framed
+    target, other = AU_REGIONS[au]
+    after = render(people.with_au(au, 1.0), SIZE, framing="face")
+    changed = changed_share(neutral, after, masks[target])
+    assert changed >= AU_FLOORS[au], f"{au} changes {changed:.1%} of the {target}; its floor is {AU_FLOORS[au]:.0%}"
+    untouched = changed_share(neutral, after, masks[other])
+    assert untouched < 0.2 * changed, f"{au} should leave the {other} alone ({untouched:.1%} changed)"
+
+
+def test_smile_raises_the_cheeks_and_corners():
+    """AU12 pulls the corners up and out and bulges the cheeks: the cheeks change too."""
+    people = FaceParams.neutral(sample_identities(4, 5))
+    masks = region_masks(people, SIZE, framing="face")
+    smile = render(people.with_au("AU12", 1.0), SIZE, framing="face")
+    assert changed_share(render(people, SIZE, framing="face"), smile, masks["cheeks"]) > 0.15
 
 
 def test_output_shape_range_and_sizes():
@@ -120,10 +163,8 @@ def test_age_adds_wrinkles_and_grey_hair(people, neutral):
 
 
 def test_weight_widens_the_face(people):
-    from facekit.synth.procedural import _TRAIT
-
     ident = people.identity.clone()
-    ident[:, _TRAIT["hair_length"]] = -3.0  # short hair, so the face outline is the silhouette
+    ident[:, TRAIT["hair_length"]] = -3.0  # short hair, so the face outline is the silhouette
     slim = people.replace(identity=ident, weight=18.0)
     heavy = slim.replace(weight=38.0)
     row = SIZE // 2 + 8  # cheek level
@@ -157,7 +198,7 @@ def test_jpeg_like_is_lossy_but_close():
 
 
 def test_all_aus_listed():
-    assert set(AU_REGIONS) == set(AU_NAMES)
+    assert set(AU_REGIONS) == set(AU_NAMES) == set(AU_FLOORS)
 
 
 def test_face_framing_is_the_face_window_of_the_head_framing(people):
@@ -175,6 +216,18 @@ def test_face_framing_is_the_face_window_of_the_head_framing(people):
     assert face_change > 2 * head_change
 
 
+def test_face_window_is_exactly_the_crop_of_the_head_render(people):
+    """The face framing draws only the window, with the very pixels of the full render."""
+    from facekit.synth.framing import face_geometry
+    from facekit.synth.procedural import render_procedural
+
+    full, row, col = face_geometry(40)
+    crop = render_procedural(people, full)[..., row:row + 40, col:col + 40]
+    assert torch.equal(render(people, 40, framing="face"), crop)
+    with pytest.raises(ValueError, match="window=.*not valid"):
+        render_procedural(people, 40, window=(full, full - 20, 0))
+
+
 def test_framing_errors_name_the_value():
     p = FaceParams.neutral(sample_identities(1, 0))
     with pytest.raises(ValueError, match=r"framing='tight'.*\['head', 'face'\]"):
@@ -185,3 +238,61 @@ def test_framing_errors_name_the_value():
 
     with pytest.raises(ValueError, match="cannot be reframed as 'head'"):
         reframe(torch.rand(1, 3, 32, 32), 32, "head", source="face")
+
+
+def test_backend_errors_and_the_auto_fallback(tmp_path, monkeypatch):
+    """'auto' draws procedurally without assets and says so once; an explicit 'ict' without
+    assets raises an error naming the fetch command; unknown names list the valid ones."""
+    import warnings
+
+    from facekit.synth import render as render_mod
+
+    p = FaceParams.neutral(sample_identities(2, 0))
+    with pytest.raises(ValueError, match=r"backend='blender'.*\['auto', 'procedural', 'ict'\]"):
+        render(p, 32, backend="blender")
+    monkeypatch.setenv("FACEKIT_ASSETS", str(tmp_path / "nowhere"))
+    monkeypatch.setenv("FACEKIT_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(render_mod, "_warned_fallback", False)
+    with pytest.raises(FileNotFoundError, match="facekit assets fetch ict"):
+        render(p, 32, backend="ict")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        auto = render(p, 32, backend="auto")
+        render(p, 32, backend="auto")
+    assert torch.equal(auto, render(p, 32, backend="procedural"))
+    messages = [str(w.message) for w in caught]
+    assert len(messages) == 1 and "procedural" in messages[0] and "facekit assets fetch ict" in messages[0]
+    assert render_mod.resolve_backend("procedural") == "procedural"
+
+
+def test_region_masks_follow_the_framing(people):
+    """The face-framed masks are the face window of the head-framed ones at the full size."""
+    from facekit.synth.framing import face_geometry
+
+    full, row, col = face_geometry(SIZE)
+    head = region_masks(people, full)
+    face = region_masks(people, SIZE, framing="face")
+    for name, m in face.items():
+        assert m.shape == (12, SIZE, SIZE) and torch.equal(m, head[name][:, row:row + SIZE, col:col + SIZE])
+        assert bool(m.any())
+
+
+def test_emotion_prototype_grid_labels_and_skips_missing_backends(tmp_path, monkeypatch):
+    import matplotlib.pyplot as plt
+
+    from facekit.synth.params import EMOTIONS
+    from facekit.viz import emotion_prototype_grid
+
+    monkeypatch.setenv("FACEKIT_ASSETS", str(tmp_path / "nowhere"))
+    monkeypatch.setenv("FACEKIT_CACHE", str(tmp_path / "cache"))
+    fig = emotion_prototype_grid(n_identities=2, size=48)
+    axes = fig.axes
+    assert len(axes) == 2 * len(EMOTIONS)
+    assert [ax.get_title() for ax in axes[:len(EMOTIONS)]] == list(EMOTIONS)
+    assert axes[len(EMOTIONS)].get_ylabel() == "procedural\nperson 2"
+    assert "ict skipped" in fig._suptitle.get_text()
+    plt.close(fig)
+    with pytest.raises(ValueError, match="no backend"):
+        emotion_prototype_grid(backends=("ict",))
+    with pytest.raises(ValueError, match="backends=.*not valid"):
+        emotion_prototype_grid(backends=("blender",))

@@ -1,7 +1,7 @@
 """The procedural renderer's per-pixel formula as one fused Triton kernel.
 
 ``facekit.synth.procedural.render_procedural`` is the reference: it computes per-face
-scalars (``_Layout``) and then a long chain of per-pixel tensor ops, each of which reads
+scalars (``Layout``) and then a long chain of per-pixel tensor ops, each of which reads
 and writes whole ``N x H x W`` intermediates from memory. Here the per-face scalars,
 plus the per-face products the formula reuses (the ellipsoid quadric, bump centres,
 wrinkle windows), are packed into one ``N x K`` float32 table (``pack_faces``), and one
@@ -11,15 +11,16 @@ each pixel once. On a GPU the work is then bound by arithmetic, not by memory tr
 The maths is the reference's, line for line and in its order, so the images agree to
 rounding (the tests check 1/255 per pixel). The glasses are drawn only where a face
 wears them, as on the CPU. The clean style only: ``apply_style`` runs after, unchanged.
-``render_procedural`` routes here on CUDA (see ``facekit.kernels.dispatch``).
+``facekit.synth.render.render`` routes here on CUDA (see ``facekit.kernels.dispatch``); this
+module reads only the shared layout (``facekit.synth.layout``), never the torch reference.
 """
 
 from __future__ import annotations
 
 import torch
 
+from facekit.synth.layout import FEAT, ZOOM, Layout, check_window
 from facekit.synth.params import FaceParams
-from facekit.synth.procedural import FEAT, MAX_SIZE, MIN_SIZE, ZOOM, _Layout
 
 try:
     import triton
@@ -32,16 +33,15 @@ OUT_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 BLOCK = 256  # pixels per program
 
 
-def _face_scalars(L: _Layout) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+def _face_scalars(L: Layout) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
     """Every per-face value the pixel formula reads, in the kernel's load order: scalars, colours.
 
     Products of per-face values are formed here, once per face, with the reference's
     own expressions, so the kernel's per-pixel work is only what varies per pixel.
     """
-    a, R, hl = L.au, L.R, L.hair_len
+    R, hl = L.R, L.hair_len
     ia, ib, ic = 1 / L.ea ** 2, 1 / L.eb ** 2, 1 / L.ec ** 2
     M = [[R[i][0] * R[j][0] * ia + R[i][1] * R[j][1] * ib + R[i][2] * R[j][2] * ic for j in range(3)] for i in range(3)]
-    chin_v = L.chin * L.eb * 0.86
     s: dict[str, Tensor] = {
         # layers behind the head
         "cx": L.cx, "cy": L.cy, "ea": L.ea, "eb": L.eb,
@@ -67,28 +67,27 @@ def _face_scalars(L: _Layout) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
         # height-field bumps: centre (u, v) and amplitude, in the reference's order
         # (the constant ones are literals in the kernel)
         "nose_v": L.ny - 0.005, "bridge_v": (L.ey + L.ny) * 0.5, "wing_v": L.ny + 0.008,
-        "cheek_v": 0.07 - 0.03 * a["AU6"] + 0.02 * L.sag,
-        "cheek_a": 0.010 + 0.012 * a["AU6"] + 0.01 * L.wn.clamp_min(0),
+        "cheek_v": L.cheek_v, "cheek_a": L.cheek_a,
         "ridge_v": L.ey - 0.07, "bag_v": L.ey + 0.045, "bag_a": 0.004 * L.wrinkle,
-        "dimple_u": L.mw + 0.02, "dimple_v": L.my + L.m_corner, "dimple_a": -0.006 * a["AU14"],
+        "dimple_u": L.mw + 0.02, "dimple_v": L.my + L.m_corner, "dimple_a": L.dimple_a,
     })
     fu0, fv0 = L.nw + 0.02, L.ny  # nasolabial fold: a segment, its groove depth
     du, dv = L.mw + 0.025 - fu0, L.my + L.m_corner + 0.03 - fv0
     s.update({
         "fold_u": fu0, "fold_v": fv0, "fold_du": du, "fold_dv": dv, "fold_len2": du * du + dv * dv,
-        "fold_a": -(0.004 + 0.010 * L.wrinkle + 0.008 * a["AU12"] + 0.006 * a["AU10"] + 0.004 * L.wn.clamp_min(0)),
-        "chin_v": chin_v, "chin_a": 0.010 + 0.008 * a["AU17"],
-        "jowl_u": L.jaw * L.ea * 0.85, "jowl_v": chin_v - 0.06, "jowl_a": 0.006 * L.sag + 0.006 * L.wn.clamp_min(0),
+        "fold_a": L.fold_a,
+        "chin_v": L.chin_v, "chin_a": L.chin_a,
+        "jowl_u": L.jaw * L.ea * 0.85, "jowl_v": L.jowl_v, "jowl_a": 0.006 * L.sag + 0.006 * L.wn.clamp_min(0),
         # wrinkle windows and amplitudes
         "fore_lo": L.hairline * L.eb + 0.03, "fore_hi": L.by - 0.045,
-        "fore_amp": 0.0012 * L.wrinkle + 0.0016 * torch.maximum(a["AU1"], a["AU2"]),
-        "glab_lo": L.by - 0.03, "glab_hi": L.ey - 0.01, "glab_amp": 0.0015 * (a["AU4"] + 0.3 * L.wrinkle),
-        "nose_wr": 0.0012 * a["AU9"],
-        "crow_lo": L.ex + L.ew * 0.9, "crow_hi": L.ex + L.ew + 0.045, "crow_amp": 0.0008 * L.wrinkle + 0.0012 * a["AU6"],
+        "fore_amp": L.fore_amp,
+        "glab_lo": L.by - 0.03, "glab_hi": L.ey - 0.01, "glab_amp": L.glab_amp,
+        "nose_wr": L.nose_wr,
+        "crow_lo": L.ex + L.ew * 0.9, "crow_hi": L.ex + L.ew + 0.045, "crow_amp": L.crow_amp,
         # light
         "lx": L.light[0], "ly": L.light[1], "lz": L.light[2], "hx": L.half[0], "hy": L.half[1], "hz": L.half[2],
         "strength": L.light_strength, "diffuse": 0.72 * L.light_strength,
-        "blush_dv": 0.02 * a["AU6"], "blush_amp": 0.06 * (1 + a["AU6"]),
+        "blush_dv": L.blush_dv, "blush_amp": L.blush_amp,
         # mouth, nose, brows, eyes, glasses
         "mw": L.mw, "my": L.my, "m_corner": L.m_corner, "lip_raise": L.lip_raise, "gap": L.gap,
         "lip_up": L.lip_up, "lip_lo": L.lip_lo, "nw": L.nw, "ny": L.ny,
@@ -108,7 +107,7 @@ def _face_scalars(L: _Layout) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
 
 def pack_faces(params: FaceParams) -> Tensor:
     """The ``N x K`` float32 table of per-face values the kernel reads (K = ``N_FIELDS``)."""
-    scalars, colours = _face_scalars(_Layout(params))
+    scalars, colours = _face_scalars(Layout(params))
     cols = [v.reshape(-1, 1) for v in scalars.values()] + [c.reshape(-1, 3) for c in colours.values()]
     return torch.cat(cols, 1).float().contiguous()
 
@@ -118,8 +117,8 @@ N_FIELDS = N_SCALARS + 3 * N_COLOURS
 
 
 def render_triton(params: FaceParams, size: int = 64, dtype: torch.dtype = torch.float32,
-                  block: int = BLOCK) -> Tensor:
-    """``render_procedural(params, size)`` computed by the fused kernel, as ``dtype``.
+                  block: int = BLOCK, window: tuple[int, int, int] | None = None) -> Tensor:
+    """``render_procedural(params, size, window)`` computed by the fused kernel, as ``dtype``.
 
     ``block`` (a power of two) is the pixels per program. Needs CUDA tensors (or
     ``TRITON_INTERPRET=1``); not differentiable, unlike the torch reference.
@@ -128,8 +127,7 @@ def render_triton(params: FaceParams, size: int = 64, dtype: torch.dtype = torch
         raise RuntimeError("triton not installed: pip install -e '.[gpu]'")
     if not isinstance(params, FaceParams):
         raise TypeError(f"params must be a FaceParams, got {type(params).__name__}")
-    if not isinstance(size, int) or not MIN_SIZE <= size <= MAX_SIZE:
-        raise ValueError(f"size={size!r} is not valid; pass an int from {MIN_SIZE} to {MAX_SIZE}")
+    full, row0, col0 = check_window(size, window)
     if not isinstance(block, int) or block < 16 or block & (block - 1):
         raise ValueError(f"block={block!r} is not valid; pass a power of two >= 16")
     if dtype not in OUT_DTYPES:
@@ -140,9 +138,9 @@ def render_triton(params: FaceParams, size: int = 64, dtype: torch.dtype = torch
         return out
     table = pack_faces(params)
     assert table.shape[1] == N_FIELDS, "pack_faces and the kernel's loads disagree"
-    pw = 2.0 / size / ZOOM  # one pixel, as in the reference
+    pw = 2.0 / full / ZOOM  # one pixel, as in the reference
     _render_kernel[(n, triton.cdiv(size * size, block))](
-        table, out, size, 2.0 / size, pw, 1.0 / pw, 1.0 / (pw / FEAT), 1.0 / (pw / FEAT * 0.7),
+        table, out, size, row0, col0, 2.0 / full, pw, 1.0 / pw, 1.0 / (pw / FEAT), 1.0 / (pw / FEAT * 0.7),
         K=N_FIELDS, ZOOM=ZOOM, FEAT=FEAT, BLOCK=block, num_warps=4,
     )
     return out
@@ -180,7 +178,8 @@ if triton is not None:
         isv: tl.constexpr = 1.0 / sv
         du = (u - cu) * isu
         dv = (v - cv) * isv
-        g = -2.0 * (amp * tl.exp(-tl.minimum(du * du + dv * dv, 60.0)))
+        r2 = du * du + dv * dv
+        g = -2.0 * (amp * tl.exp(-tl.minimum(r2, 60.0)) * tl.where(r2 < 12.0, 1.0, 0.0))
         return g * du * isu, g * dv * isv
 
     @triton.jit
@@ -195,7 +194,7 @@ if triton is not None:
         return tl.load(ptr + c, mask=c < 3, other=0.0)[None, :]
 
     @triton.jit
-    def _render_kernel(par_ptr, out_ptr, size, step, pw, inv_pw, inv_pw_f, inv_pw_eye, K: tl.constexpr,
+    def _render_kernel(par_ptr, out_ptr, size, row0, col0, step, pw, inv_pw, inv_pw_f, inv_pw_eye, K: tl.constexpr,
                        ZOOM: tl.constexpr, FEAT: tl.constexpr, BLOCK: tl.constexpr):
         """One face, BLOCK pixels: the reference's formula, section by section.
 
@@ -203,8 +202,8 @@ if triton is not None:
         """
         face = tl.program_id(0).to(tl.int64)
         pix = tl.program_id(1) * BLOCK + tl.arange(0, BLOCK)
-        x = (((pix % size).to(tl.float32) + 0.5) * step - 1.0) / ZOOM
-        y = (((pix // size).to(tl.float32) + 0.5) * step - 1.0) / ZOOM
+        x = ((((pix % size) + col0).to(tl.float32) + 0.5) * step - 1.0) / ZOOM
+        y = ((((pix // size) + row0).to(tl.float32) + 0.5) * step - 1.0) / ZOOM
         f = par_ptr + face * K
         cx, cy, ea, eb = tl.load(f + 0), tl.load(f + 1), tl.load(f + 2), tl.load(f + 3)
         hb_a, hb_b, hb_dy, hb_on = tl.load(f + 4), tl.load(f + 5), tl.load(f + 6), tl.load(f + 7)
@@ -308,10 +307,10 @@ if triton is not None:
         gu, gv = gu + du, gv + dv
         du, dv = _bump(Ua, V, ex, bag_v, 0.04, 0.012, bag_a)
         gu, gv = gu + du, gv + dv
-        du, dv = _bump(Ua, V, dimple_u, dimple_v, 0.012, 0.012, dimple_a)
+        du, dv = _bump(Ua, V, dimple_u, dimple_v, 0.018, 0.016, dimple_a)
         gu, gv = gu + du, gv + dv
         seg = _clamp01(((Ua - fold_u) * fold_du + (V - fold_v) * fold_dv) / fold_len2)
-        du, dv = _bump(Ua, V, fold_u + seg * fold_du, fold_v + seg * fold_dv, 0.010, 0.010, fold_a)
+        du, dv = _bump(Ua, V, fold_u + seg * fold_du, fold_v + seg * fold_dv, 0.013, 0.013, fold_a)
         gu, gv = gu + du, gv + dv
         du, dv = _bump(Ua, V, 0.0, chin_v, 0.07, 0.04, chin_a)
         gu, gv = gu + du, gv + dv

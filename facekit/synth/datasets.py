@@ -35,7 +35,7 @@ from facekit.synth.rng import hash_normal, hash_uniform
 from facekit.synth.style import get_style
 
 SPLITS = ("train", "val", "test")
-EXPRESSION_MODES = ("random", "emotion", "propensity", "neutral")
+EXPRESSION_MODES = ("random", "emotion", "mixed", "propensity", "neutral")
 FACTORS = ("expression", "weight", "age")
 # Ranges the pair and sequence datasets draw a changing factor from.
 FACTOR_RANGES = {"expression": (0.0, 1.0), "weight": (17.0, 36.0), "age": (18.0, 80.0)}
@@ -166,27 +166,47 @@ class FaceDataset(_SyntheticDataset):
 
     ``expressions`` chooses how AUs are drawn: ``"random"`` (sparse independent AUs),
     ``"emotion"`` (an EMFACS prototype at a random intensity; labels ``emotion`` and
-    ``intensity``), ``"propensity"`` (each person has their own AU base rates, so identity
-    predicts AUs as in BP4D) or ``"neutral"``. ``with_neutral`` adds each face's neutral
-    counterpart under the same pose and light (``neutral_image``).
+    ``intensity``), ``"mixed"`` (a share ``emotion_share`` of faces shows a prototype, the others
+    random AUs; ``emotion`` is -1 on those), ``"propensity"`` (each person has their own AU base
+    rates, so identity predicts AUs as in BP4D) or ``"neutral"``. ``p_active`` and ``au_intensity``
+    set how random AUs are drawn, ``emotion_intensity`` the range of a prototype's intensity.
+    ``with_neutral`` adds each face's neutral counterpart under the same pose and light
+    (``neutral_image``).
     """
 
     def __init__(self, n: int, *args: Any, expressions: str = "random", propensity_strength: float = 1.5,
-                 with_neutral: bool = False, **kwargs: Any) -> None:
+                 with_neutral: bool = False, p_active: float = 0.25, au_intensity: tuple[float, float] = (0.2, 1.0),
+                 emotion_intensity: tuple[float, float] = (0.25, 1.0), emotion_share: float = 0.5,
+                 **kwargs: Any) -> None:
         super().__init__(n, *args, **kwargs)
         if expressions not in EXPRESSION_MODES:
             raise ValueError(f"expressions={expressions!r} is not valid; choose one of {list(EXPRESSION_MODES)}")
+        for name, (lo, hi) in (("au_intensity", au_intensity), ("emotion_intensity", emotion_intensity)):
+            if not 0 <= lo <= hi <= 1:
+                raise ValueError(f"{name}=({lo}, {hi}) is not valid; pass (low, high) with 0 <= low <= high <= 1")
+        for name, v in (("p_active", p_active), ("emotion_share", emotion_share)):
+            if not 0 <= v <= 1:
+                raise ValueError(f"{name}={v!r} is not valid; pass a share in [0, 1]")
         self.expressions, self.propensity_strength, self.with_neutral = expressions, propensity_strength, with_neutral
+        self.p_active, self.au_intensity = p_active, tuple(au_intensity)
+        self.emotion_intensity, self.emotion_share = tuple(emotion_intensity), emotion_share
 
     def params(self, indices: Sequence[int] | torch.Tensor) -> tuple[FaceParams, dict[str, torch.Tensor]]:
         idx = self._check(indices)
         person = self.person_of(idx)
         extra: dict[str, torch.Tensor] = {}
-        if self.expressions == "emotion":
+        if self.expressions in ("emotion", "mixed"):
+            lo, hi = self.emotion_intensity
             emotion = (hash_uniform(self.seed, idx, 41) * len(EMOTIONS)).long()
-            intensity = 0.25 + 0.75 * hash_uniform(self.seed, idx, 42)
+            intensity = lo + (hi - lo) * hash_uniform(self.seed, idx, 42)
             intensity = torch.where(emotion == 0, torch.zeros(()), intensity)
             au = emotion_matrix()[emotion] * intensity[:, None]
+            if self.expressions == "mixed":
+                shown = hash_uniform(self.seed, idx, 43) < self.emotion_share
+                random_au = sample_aus(seed=self.seed, indices=idx, p_active=self.p_active, intensity=self.au_intensity)
+                au = torch.where(shown[:, None], au, random_au)
+                emotion = torch.where(shown, emotion, torch.full_like(emotion, -1))
+                intensity = torch.where(shown, intensity, torch.zeros(()))
             extra = {"emotion": emotion, "intensity": intensity}
         elif self.expressions == "propensity":
             prop = au_propensity(self.identities.codes(person), self.propensity_strength)
@@ -194,7 +214,7 @@ class FaceDataset(_SyntheticDataset):
         elif self.expressions == "neutral":
             au = torch.zeros(len(idx), N_AUS)
         else:
-            au = None
+            au = sample_aus(seed=self.seed, indices=idx, p_active=self.p_active, intensity=self.au_intensity)
         p = self._base(idx, person, au)
         return p, {"person": person, **extra}
 
@@ -206,7 +226,20 @@ class FaceDataset(_SyntheticDataset):
         return {k: v.to(self.device) for k, v in out.items()}
 
     def config(self) -> dict[str, Any]:
-        return {**super().config(), "expressions": self.expressions, "with_neutral": self.with_neutral}
+        cfg = {**super().config(), "expressions": self.expressions, "with_neutral": self.with_neutral}
+        # sampling settings appear only where they differ from the defaults, so the configs (and
+        # the cache keys hashed from them) of datasets made before they existed stay the same
+        used = {"p_active": self.expressions in ("random", "mixed"), "au_intensity": self.expressions in ("random", "mixed"),
+                "emotion_intensity": self.expressions in ("emotion", "mixed"), "emotion_share": self.expressions == "mixed"}
+        for name, default in _SAMPLING_DEFAULTS.items():
+            value = getattr(self, name)
+            if used[name] and (value != default or self.expressions == "mixed"):
+                cfg[name] = list(value) if isinstance(value, tuple) else value
+        return cfg
+
+
+_SAMPLING_DEFAULTS: dict[str, Any] = {"p_active": 0.25, "au_intensity": (0.2, 1.0), "emotion_intensity": (0.25, 1.0),
+                                      "emotion_share": 0.5}
 
 
 class _FactorDataset(_SyntheticDataset):

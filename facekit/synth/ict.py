@@ -94,14 +94,14 @@ from facekit.synth.assets import (
     ict_manifest,
     load_obj,
 )
+from facekit.synth.framing import check_framing, face_geometry
+from facekit.synth.layout import MAX_SIZE, MIN_SIZE, ZOOM  # shared with the procedural backend
 from facekit.synth.params import AU_NAMES, ID_DIM, IDENTITY_TRAITS, N_AUS, FaceParams, au_index
-from facekit.synth.procedural import ZOOM  # the frame of the shared image-space layers
 from facekit.synth.raster import downsample, interpolate, rasterize, shade, vertex_normals
 from facekit.synth.rng import hash_uniform
 
 Tensor = torch.Tensor
 
-MIN_SIZE, MAX_SIZE = 32, 256
 _TRAIT = {name: k for k, (name, _) in enumerate(IDENTITY_TRAITS)}
 
 # Multi-PIE 68-point landmark vertex indices, from the upstream README (0-based).
@@ -778,31 +778,39 @@ def landmarks_ict(params: FaceParams, size: int = 64, asymmetry: Tensor | float 
 
 
 def render_ict(params: FaceParams, size: int = 64, supersample: int | None = None,
-               asymmetry: Tensor | float = 0.0) -> Tensor:
+               asymmetry: Tensor | float = 0.0, window: tuple[int, int, int] | None = None) -> Tensor:
     """Render ``params`` with the ICT-FaceKit model: ``N x 3 x size x size`` in [0, 1].
 
-    ``supersample`` (default 2 up to 96 pixels, else 1) renders that many samples per
-    pixel side and box-filters them, for anti-aliased edges. ``asymmetry`` (scalar or
-    (N,), in [-1, 1]) drives the AUs' left-side shapes by ``1 + asymmetry`` and right-side
+    ``supersample`` (default 2 up to 96 pixels of the full image, else 1) renders that many
+    samples per pixel side and box-filters them, for anti-aliased edges. ``asymmetry`` (scalar
+    or (N,), in [-1, 1]) drives the AUs' left-side shapes by ``1 + asymmetry`` and right-side
     ones by ``1 - asymmetry``; FaceParams' AUs are bilateral, so the default is 0.
+    ``window = (full, row, col)`` draws only the ``size x size`` window at (row, col) of the
+    ``full x full`` head-framed image (the face framing, ``facekit.synth.framing.face_geometry``):
+    the same picture as cropping the full render, without shading the pixels cut away.
     """
-    _check(params, size)
-    ss = supersample if supersample is not None else (2 if size <= 96 else 1)
+    full, row, col = window if window is not None else (size, 0, 0)
+    _check(params, full)
+    if not 0 <= row <= full - size or not 0 <= col <= full - size:
+        raise ValueError(f"window={window!r} is not valid; a {size} px window must fit inside the {full} px image")
+    ss = supersample if supersample is not None else (2 if full <= 96 else 1)
     if not isinstance(ss, int) or not 1 <= ss <= 4:
         raise ValueError(f"supersample={ss!r} is not valid; pass an int from 1 to 4")
     dev = params.device
     n = len(params)
     if n == 0:
         return torch.zeros(0, 3, size, size, device=dev)
-    res = size * ss
-    r = _renderer(find_ict_dir().resolve(), _lod(res), str(dev))
+    res, full_res = size * ss, full * ss
+    shift = torch.tensor([col * ss, row * ss, 0.0], device=dev)
+    rows, cols = slice(row * ss, row * ss + res), slice(col * ss, col * ss + res)
+    r = _renderer(find_ict_dir().resolve(), _lod(full_res), str(dev))
     coef = r.coefficients(params, asymmetry)
     expr = coef[:, r.ident.shape[0]:-1]
     look = _Look(params, (expr @ r.teeth_show).clamp(0, 1))
     verts_cm = r.neutral + (coef @ r.basis).view(n, r.n_vertices, 3)
     rot = _rotation(params)
-    frags = rasterize(_to_pixels(_to_view(verts_cm, rot), res), r.faces, res, res)
-    img = _backdrop(params, look, res)
+    frags = rasterize(_to_pixels(_to_view(verts_cm, rot), full_res) - shift, r.faces, res, res)
+    img = _backdrop(params, look, full_res)[..., rows, cols]
     if frags.pixels.numel():
         normals = (r.normal0 + (coef @ r.normal_basis).view(n, r.n_vertices, 3)) * torch.tensor([1.0, -1.0, 1.0], device=dev)
         attrs = torch.cat([normals @ rot.transpose(1, 2), r.rest.expand(n, -1, -1)], -1)
@@ -810,7 +818,7 @@ def render_ict(params: FaceParams, size: int = 64, supersample: int | None = Non
                           interpolate(frags, attrs, r.faces), frags.batch_index)
         img = frags.to_image(colour, img)
     if bool((params.glasses > 0).any()):
-        img = _draw_glasses(r, params, look, coef, rot, frags.depth, img, res)
+        img = _draw_glasses(r, params, look, coef, rot, frags.depth, img, full_res, shift)
     return downsample(img, ss).clamp(0, 1)
 
 
@@ -946,8 +954,9 @@ def _backdrop(p: FaceParams, look: _Look, res: int) -> Tensor:
 
 
 def _draw_glasses(r: _Renderer, p: FaceParams, look: _Look, coef: Tensor, rot: Tensor, depth: Tensor,
-                  img: Tensor, res: int) -> Tensor:
-    """Composite frames (and a faint lens tint) over ``img`` where they are in front of the face."""
+                  img: Tensor, full_res: int, shift: Tensor) -> Tensor:
+    """Composite frames (and a faint lens tint) over ``img`` where they are in front of the face;
+    ``img`` is the window of the ``full_res`` image whose corner is at pixel ``shift``."""
     dev = img.device
     sel = (p.glasses > 0).nonzero(as_tuple=True)[0]
     points = r.points(coef[sel])
@@ -958,7 +967,8 @@ def _draw_glasses(r: _Renderer, p: FaceParams, look: _Look, coef: Tensor, rot: T
     lens_pos = lens_centre[:, kind.clamp(max=1)] + tpl[None, :, :3] * torch.tensor([2.2, 1.6, 0.0], device=dev)
     ear_pos = points[:, 68:70][:, (kind - 2).clamp(0, 1)] + tpl[None, :, :3]
     g_cm = torch.where((kind < 2)[None, :, None], lens_pos, ear_pos)
-    frags = rasterize(_to_pixels(_to_view(g_cm, rot[sel]), res), r.g_faces, res, res, cull_backfaces=False)
+    h, w = img.shape[-2:]
+    frags = rasterize(_to_pixels(_to_view(g_cm, rot[sel]), full_res) - shift, r.g_faces, h, w, cull_backfaces=False)
     front = frags.mask & (frags.depth < depth[sel])
     is_lens = r.g_lens[frags.face.clamp_min(0)]
     facing = rot[sel][:, :, 2]  # the head's forward axis in view space
@@ -973,3 +983,41 @@ def _draw_glasses(r: _Renderer, p: FaceParams, look: _Look, coef: Tensor, rot: T
     img = img.clone()
     img[sel] = out
     return img
+
+
+# Facial regions as landmark groups (Multi-PIE 68-point indices) and the margin, in units of
+# the inter-ocular distance, added to each group's box: (left, top, right, bottom).
+_REGION_LANDMARKS: dict[str, tuple[tuple[int, ...], tuple[float, float, float, float]]] = {
+    "brows": (tuple(range(17, 27)), (0.05, 0.12, 0.05, 0.10)),
+    "eyes": (tuple(range(36, 48)), (0.08, 0.10, 0.08, 0.10)),
+    "nose": (tuple(range(27, 36)), (0.05, 0.0, 0.05, 0.04)),
+    "mouth": (tuple(range(48, 68)), (0.08, 0.08, 0.08, 0.08)),
+    "chin": ((6, 7, 8, 9, 10, 57), (0.0, -0.10, 0.0, 0.0)),
+}
+
+
+def region_masks(params: FaceParams, size: int, framing: str = "head") -> dict[str, Tensor]:
+    """Boolean ``N x size x size`` masks of the facial regions of ``render(params, size,
+    backend="ict", framing=framing)``, as boxes around the model's own landmarks.
+
+    The ICT counterpart of ``facekit.synth.procedural.region_masks`` (same region names, less
+    the forehead and cheeks, which have no landmarks): the tests use it to check that each AU
+    moves its own region.
+    """
+    check_framing(framing)
+    full, row, col = face_geometry(size) if framing == "face" else (size, 0, 0)
+    pts = landmarks_ict(params, full) - torch.tensor([col, row], dtype=torch.float32, device=params.device)
+    iod = (pts[:, 42:48].mean(1) - pts[:, 36:42].mean(1)).norm(dim=-1).view(-1, 1)  # (N, 1)
+    grid = torch.arange(size, dtype=torch.float32, device=params.device) + 0.5
+    x, y = grid.view(1, 1, size), grid.view(1, size, 1)
+    out = {}
+    for name, (idx, (ml, mt, mr, mb)) in _REGION_LANDMARKS.items():
+        g = pts[:, list(idx)]
+        x0, x1 = g[..., 0].amin(1, keepdim=True) - ml * iod, g[..., 0].amax(1, keepdim=True) + mr * iod
+        y0, y1 = g[..., 1].amin(1, keepdim=True) - mt * iod, g[..., 1].amax(1, keepdim=True) + mb * iod
+        if name == "chin":  # from below the lower lip to the chin's lowest point, between the mouth corners
+            y0 = pts[:, 57:58, 1] + 0.10 * iod
+            x0, x1 = pts[:, 48:49, 0], pts[:, 54:55, 0]
+        out[name] = ((x >= x0.view(-1, 1, 1)) & (x <= x1.view(-1, 1, 1))
+                     & (y >= y0.view(-1, 1, 1)) & (y <= y1.view(-1, 1, 1)))
+    return out

@@ -368,13 +368,19 @@ def sample_aus(
     indices: torch.Tensor | Sequence[int] | None = None,
     propensity: torch.Tensor | None = None,
     p_active: float = 0.25,
+    intensity: tuple[float, float] = (0.2, 1.0),
 ) -> torch.Tensor:
     """Sparse random AU intensities: each AU is active with its propensity (or ``p_active``),
-    then has an intensity uniform in [0.2, 1]."""
+    then has an intensity uniform in ``intensity`` (default [0.2, 1])."""
+    lo, hi = intensity
+    if not 0 <= lo <= hi <= 1:
+        raise ValueError(f"intensity={intensity!r} is not valid; pass (low, high) with 0 <= low <= high <= 1")
+    if not 0 <= p_active <= 1:
+        raise ValueError(f"p_active={p_active!r} is not valid; pass a probability in [0, 1]")
     idx = _indices(n, indices).view(-1, 1) * N_AUS + torch.arange(N_AUS).view(1, -1)
     p = propensity if propensity is not None else torch.full(idx.shape, p_active)
     active = hash_uniform(seed, idx, 31) < p
-    level = 0.2 + 0.8 * hash_uniform(seed, idx, 32)
+    level = lo + (hi - lo) * hash_uniform(seed, idx, 32)
     return torch.where(active, level, torch.zeros(()))
 
 

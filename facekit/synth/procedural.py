@@ -10,9 +10,10 @@ How it works (a "2.5D" renderer):
    perturbs the normal with analytic gradients; Lambert + Blinn-Phong shading follows.
 4. Ears, neck, shoulders and long hair are drawn in image space behind the head.
 
-Each step is a per-pixel formula over per-face scalars (``_Layout``), which is what lets a
-fused GPU kernel compute the same image (``facekit.kernels``).
-Action Units move what FACS says they move; see ``_Layout.__init__`` for each one.
+Each step is a per-pixel formula over per-face scalars (``facekit.synth.layout.Layout``),
+which is what lets a fused GPU kernel compute the same image (``facekit.kernels.render``;
+``facekit.synth.render`` picks between the two). This module is the plain-torch reference.
+Action Units move what FACS says they move; see ``Layout.__init__`` for each one.
 """
 
 from __future__ import annotations
@@ -21,16 +22,12 @@ import math
 
 import torch
 
-from facekit.synth.appearance import appearance
-from facekit.synth.params import ID_DIM, IDENTITY_TRAITS, FaceParams, au_index
-from facekit.synth.rng import hash_uniform
+from facekit.synth.framing import check_framing, face_geometry
+from facekit.synth.layout import FEAT, ZOOM, Layout, check_window
+from facekit.synth.layout import MAX_SIZE as MAX_SIZE  # the sizes it draws, re-exported for callers
+from facekit.synth.layout import MIN_SIZE as MIN_SIZE
+from facekit.synth.params import FaceParams
 
-_TRAIT = {name: k for k, (name, _) in enumerate(IDENTITY_TRAITS)}
-assert len(_TRAIT) == ID_DIM
-
-MIN_SIZE, MAX_SIZE = 32, 256
-ZOOM = 1.3
-FEAT = 1.2
 CPU_CHUNK = 64
 
 Tensor = torch.Tensor
@@ -51,154 +48,42 @@ def _band(x: Tensor, lo: float | Tensor, hi: float | Tensor, soft: float) -> Ten
     return ((x - lo) * inv + 1).clamp(0, 1) * ((hi - x) * inv + 1).clamp(0, 1)
 
 
-class _Layout:
-    """Per-face scalars, shaped (N, 1, 1) so they broadcast over the pixel grid."""
-
-    def __init__(self, p: FaceParams) -> None:
-        def col(x: Tensor) -> Tensor:
-            return x.float().view(-1, 1, 1)
-
-        def trait(name: str) -> Tensor:
-            return col(torch.tanh(0.6 * p.identity[:, _TRAIT[name]]))
-
-        def au(name: str) -> Tensor:
-            return col(p.au[:, au_index(name)])
-
-        self.n = len(p)
-        a = {k: au(k) for k in ("AU1", "AU2", "AU4", "AU5", "AU6", "AU7", "AU9", "AU10", "AU12",
-                                 "AU14", "AU15", "AU17", "AU20", "AU23", "AU25", "AU26", "AU43")}
-        self.au = a
-        age = col(p.age)
-        look = appearance(p)  # colours and ageing amounts, shared with the ICT backend
-        self.wrinkle = col(look.wrinkle)  # wrinkles and skin ageing
-        self.sag = ((age - 40) / 40).clamp(0, 1)  # gravity: jowls, drooping corners
-        wn = ((col(p.weight) - 22) / 10).clamp(-0.6, 1.8)  # 0 at BMI 22
-        self.wn = wn
-
-        # Pose: rotation head -> view; R = Rz(roll) Ry(yaw) Rx(pitch).
-        yaw, pitch, roll = (torch.deg2rad(col(x)) for x in (p.yaw, p.pitch, p.roll))
-        cy, sy, cp, sp, cr, sr = yaw.cos(), yaw.sin(), pitch.cos(), pitch.sin(), roll.cos(), roll.sin()
-        # Ry(yaw) with + turning the face to the viewer's right; Rx(pitch) with + looking down.
-        ry = [[cy, 0 * cy, sy], [0 * cy, 1 + 0 * cy, 0 * cy], [-sy, 0 * cy, cy]]
-        rx = [[1 + 0 * cp, 0 * cp, 0 * cp], [0 * cp, cp, sp], [0 * cp, -sp, cp]]
-        rz = [[cr, -sr, 0 * cr], [sr, cr, 0 * cr], [0 * cr, 0 * cr, 1 + 0 * cr]]
-        self.R = _matmul3(rz, _matmul3(ry, rx))
-
-        # Head ellipsoid (image units; the image spans [-1, 1]).
-        self.cx = 0 * wn
-        self.cy = -0.04 + 0 * wn
-        self.ea = 0.47 * (1 + 0.06 * trait("face_width") + 0.10 * wn)
-        self.eb = 0.66 * (1 + 0.05 * trait("face_length"))
-        self.ec = 0.50 + 0 * wn
-        # Face outline in normalised head coordinates: chin and jaw.
-        self.chin = 0.80 + 0.05 * trait("chin_length") + 0.10 * a["AU26"] + 0.03 * self.sag - 0.02 * a["AU17"]
-        self.jaw = (0.66 + 0.08 * trait("jaw_width") + 0.12 * wn + 0.06 * self.sag).clamp(0.45, 0.95)
-
-        # Eyes (head units; side-relative quantities use s = +1 outer, -1 inner).
-        self.ex = 0.175 * (1 + 0.08 * trait("eye_spacing"))
-        self.ey = -0.06 + 0.025 * trait("eye_height") + 0.01 * self.sag
-        self.ew = 0.075 * (1 + 0.10 * trait("eye_size"))
-        eh = 0.032 * (1 + 0.15 * trait("eye_size"))
-        closed = 1 - a["AU43"]
-        # AU5 raises the upper lid, AU7 tightens (lowers upper, raises lower lid), AU6 pushes
-        # the lower lid up from below, AU43 closes the eye; age makes the upper lid droop.
-        self.eh_up = (eh * (1 + 0.75 * a["AU5"] - 0.35 * a["AU7"] - 0.2 * a["AU6"] - 0.15 * self.sag)).clamp_min(0) * closed
-        self.eh_lo = (0.75 * eh * (1 - 0.45 * a["AU7"] - 0.45 * a["AU6"] + 0.2 * a["AU5"])).clamp_min(0) * (1 - 0.85 * a["AU43"])
-        self.tilt = 0.012 * trait("eye_tilt") - 0.008 * self.sag
-        self.iris_r = 0.022 + 0 * wn
-        # Brows: AU1 lifts the inner end, AU2 the outer end, AU4 lowers and draws them together.
-        self.bx = self.ex - 0.014 * a["AU4"]
-        self.by = self.ey - 0.075 * (1 + 0.12 * trait("brow_height"))
-        self.bw = 0.085 + 0 * wn
-        self.b_in = -0.032 * a["AU1"] + 0.024 * a["AU4"]  # displacement of the inner end (+ down)
-        self.b_out = -0.030 * a["AU2"] + 0.012 * a["AU4"] + 0.012 * self.sag  # of the outer end
-        self.b_arch = 0.014 * (1 + 0.6 * trait("brow_arch"))
-        self.b_thick = 0.013 * (1 + 0.35 * trait("brow_thickness"))
-
-        # Nose: AU9 wrinkles and lifts the nose, AU10 lifts the nostril wings a little.
-        self.ny = 0.10 * (1 + 0.12 * trait("nose_length")) - 0.012 * a["AU9"] - 0.004 * a["AU10"]
-        self.nw = 0.034 * (1 + 0.2 * trait("nose_width") + 0.15 * wn) + 0.008 * a["AU9"]
-
-        # Mouth. AU12 pulls the corners up and out, AU15 down, AU20 stretches sideways,
-        # AU23 tightens and thins the lips, AU14 tucks the corners in with dimples, AU10
-        # raises the upper lip, AU17 pushes the lower lip up, AU25 parts the lips and AU26
-        # drops the jaw.
-        self.my = self.ny + 0.095 * (1 + 0.1 * trait("mouth_height")) + 0.012 * self.sag + 0.045 * a["AU26"] * 0.5
-        self.mw = (0.095 * (1 + 0.12 * trait("mouth_width") + 0.05 * wn) + 0.03 * a["AU12"] + 0.035 * a["AU20"]
-                   - 0.012 * a["AU23"] - 0.01 * a["AU14"])
-        self.m_corner = -0.040 * a["AU12"] + 0.032 * a["AU15"] + 0.008 * self.sag - 0.004 * a["AU14"]
-        lip = 1 + 0.3 * trait("lip_fullness") - 0.1 * self.wrinkle
-        self.lip_up = 0.016 * lip * (1 - 0.55 * a["AU23"]) * (1 - 0.3 * a["AU20"]) * (1 - 0.2 * a["AU12"])
-        self.lip_lo = 0.020 * lip * (1 - 0.5 * a["AU23"]) * (1 - 0.3 * a["AU20"]) * (1 + 0.25 * a["AU17"])
-        self.gap = ((0.018 * a["AU25"] + 0.07 * a["AU26"] + 0.01 * a["AU10"]) * (1 - 0.6 * a["AU23"])
-                    * (1 - 0.5 * a["AU17"]))
-        self.lip_raise = 0.012 * a["AU10"]
-
-        def rgb4(c: Tensor) -> Tensor:
-            return c.view(-1, 3, 1, 1)
-
-        self.skin, self.lip_col, self.iris_col = rgb4(look.skin), rgb4(look.lip), rgb4(look.iris)
-        self.hair_col, self.brow_col = rgb4(look.hair), rgb4(look.brow)
-        self.hair_len, self.fringe = col(look.hair_len), col(look.fringe)
-        self.hairline = -0.56 - 0.08 * trait("hairline") - col(look.recede)
-        self.ear = 1 + 0.2 * trait("ear_size")
-        self.glasses = col(p.glasses)
-
-        # Light (view space: x right, y down, z towards the viewer).
-        az, el = torch.deg2rad(col(p.light_azimuth)), torch.deg2rad(col(p.light_elevation))
-        self.light = (az.sin() * el.cos(), -el.sin(), az.cos() * el.cos())
-        self.light_strength = col(p.light_strength)
-        hx, hy, hz = self.light[0], self.light[1], self.light[2] + 1
-        hn = torch.sqrt(hx * hx + hy * hy + hz * hz)
-        self.half = (hx / hn, hy / hn, hz / hn)
-        self.background = p.background.float().view(-1, 3, 1, 1)
-        sd = p.seed.view(-1, 1, 1, 1)
-        idx = torch.arange(3, device=sd.device).view(1, 3, 1, 1)
-        self.cloth = 0.15 + 0.6 * hash_uniform(sd, idx, 11)
-
-
-def _matmul3(a: list[list[Tensor]], b: list[list[Tensor]]) -> list[list[Tensor]]:
-    return [[a[i][0] * b[0][j] + a[i][1] * b[1][j] + a[i][2] * b[2][j] for j in range(3)] for i in range(3)]
-
-
 def _gauss_bump(u: Tensor, v: Tensor, cu: Tensor | float, cv: Tensor | float, su: Tensor | float,
                 sv: Tensor | float, amp: Tensor | float) -> tuple[Tensor, Tensor]:
     """Gradient (dh/du, dh/dv) of ``amp * exp(-((u-cu)/su)^2 - ((v-cv)/sv)^2)``."""
     isu, isv = 1.0 / su, 1.0 / sv
     du, dv = (u - cu) * isu, (v - cv) * isv
-    # clamped so far-away pixels never produce denormals, which are very slow on CPUs
-    g = amp * torch.exp(-(du * du + dv * dv).clamp_max(60.0))
+    # Cut to exactly 0 beyond r^2 = 12 (exp(-12) ~ 6e-6: invisible), so a bump never touches far-away
+    # regions even by rounding, and clamped so those pixels never produce denormals (slow on CPUs).
+    r2 = du * du + dv * dv
+    g = amp * torch.exp(-r2.clamp_max(60.0)) * (r2 < 12.0)
     g = -2 * g
     return g * du * isu, g * dv * isv
 
 
-def render_procedural(params: FaceParams, size: int = 64) -> Tensor:
-    """Render ``params`` to an ``N x 3 x size x size`` float image in [0, 1] (clean style)."""
+def render_procedural(params: FaceParams, size: int = 64, window: tuple[int, int, int] | None = None) -> Tensor:
+    """Render ``params`` to an ``N x 3 x size x size`` float image in [0, 1] (clean style).
+
+    ``window = (full, row, col)`` draws only the ``size x size`` window at (row, col) of the
+    ``full x full`` image (the face framing, ``facekit.synth.framing.face_geometry``): every
+    pixel is a function of its own coordinates, so this is exactly the crop of the full render.
+    """
     if not isinstance(params, FaceParams):
         raise TypeError(f"params must be a FaceParams, got {type(params).__name__}")
-    if not isinstance(size, int) or not MIN_SIZE <= size <= MAX_SIZE:
-        raise ValueError(f"size={size!r} is not valid; pass an int from {MIN_SIZE} to {MAX_SIZE}")
-    # on CUDA (or FACEKIT_KERNELS=triton) the same formula runs as one fused Triton kernel
-    from facekit.kernels.dispatch import backend
-
-    if backend(params.device) == "triton":
-        from facekit.kernels.render import render_triton
-
-        return render_triton(params, size)
+    full, row0, col0 = check_window(size, window)
     dev = params.device
     n = len(params)
     if n == 0:
         return torch.zeros(0, 3, size, size, device=dev)
     if dev.type == "cpu" and n > CPU_CHUNK:
         # CPU: chunks keep the per-pixel intermediates in cache (about 1.4x faster)
-        return torch.cat([render_procedural(params[i:i + CPU_CHUNK], size) for i in range(0, n, CPU_CHUNK)])
-    L = _Layout(params)
-    a = L.au
+        return torch.cat([render_procedural(params[i:i + CPU_CHUNK], size, window) for i in range(0, n, CPU_CHUNK)])
+    L = Layout(params)
     # ZOOM frames the head and shoulders; coordinates below are in the zoomed frame.
-    pw = 2.0 / size / ZOOM
-    t = ((torch.arange(size, device=dev, dtype=torch.float32) + 0.5) * (2.0 / size) - 1) / ZOOM
-    x = t.view(1, 1, size)
-    y = t.view(1, size, 1)
+    pw = 2.0 / full / ZOOM
+    grid = torch.arange(size, device=dev, dtype=torch.float32)
+    x = (((grid + col0) + 0.5) * (2.0 / full) - 1).div(ZOOM).view(1, 1, size)
+    y = (((grid + row0) + 0.5) * (2.0 / full) - 1).div(ZOOM).view(1, size, 1)
 
     # ---- image-space layers behind the head --------------------------------------------
     shade_bg = 1.05 - 0.12 * (y + 1)
@@ -288,37 +173,33 @@ def render_procedural(params: FaceParams, size: int = 64) -> Tensor:
     add(_gauss_bump(Ua, V, L.nw, L.ny + 0.008, 0.014, 0.012, 0.008))
     # eye sockets (hollows), cheeks (raised by AU6 and weight), brow ridge
     add(_gauss_bump(Ua, V, L.ex, L.ey, 0.06, 0.045, -0.012))
-    add(_gauss_bump(Ua, V, 0.19, 0.07 - 0.03 * a["AU6"] + 0.02 * L.sag, 0.08, 0.06,
-                    0.010 + 0.012 * a["AU6"] + 0.01 * L.wn.clamp_min(0)))
+    add(_gauss_bump(Ua, V, 0.19, L.cheek_v, 0.08, 0.06, L.cheek_a))
     add(_gauss_bump(Ua, V, L.ex, L.ey - 0.07, 0.07, 0.02, 0.006))
     # under-eye bags with age
     add(_gauss_bump(Ua, V, L.ex, L.ey + 0.045, 0.04, 0.012, 0.004 * L.wrinkle))
     # dimples (AU14)
-    add(_gauss_bump(Ua, V, L.mw + 0.02, L.my + L.m_corner, 0.012, 0.012, -0.006 * a["AU14"]))
+    add(_gauss_bump(Ua, V, L.mw + 0.02, L.my + L.m_corner, 0.018, 0.016, L.dimple_a))
     # nasolabial fold: a groove from the nose wing to past the mouth corner
     fu0, fv0 = L.nw + 0.02, L.ny
     fu1, fv1 = L.mw + 0.025, L.my + L.m_corner + 0.03
     du_, dv_ = fu1 - fu0, fv1 - fv0
     seg = (((Ua - fu0) * du_ + (V - fv0) * dv_) / (du_ * du_ + dv_ * dv_)).clamp(0, 1)
     cu, cv = fu0 + seg * du_, fv0 + seg * dv_
-    depth = 0.004 + 0.010 * L.wrinkle + 0.008 * a["AU12"] + 0.006 * a["AU10"] + 0.004 * L.wn.clamp_min(0)
-    add(_gauss_bump(Ua, V, cu, cv, 0.010, 0.010, -depth))
+    add(_gauss_bump(Ua, V, cu, cv, 0.013, 0.013, L.fold_a))
     # chin, and the chin-raiser bulge (AU17)
-    chin_v = L.chin * L.eb * 0.86
-    add(_gauss_bump(Ua, V, 0.0, chin_v, 0.07, 0.04, 0.010 + 0.008 * a["AU17"]))
+    add(_gauss_bump(Ua, V, 0.0, L.chin_v, 0.07, 0.04, L.chin_a))
     # jowls with age and weight
-    add(_gauss_bump(Ua, V, L.jaw * L.ea * 0.85, chin_v - 0.06, 0.05, 0.05, 0.006 * L.sag + 0.006 * L.wn.clamp_min(0)))
+    add(_gauss_bump(Ua, V, L.jaw * L.ea * 0.85, L.jowl_v, 0.05, 0.05, 0.006 * L.sag + 0.006 * L.wn.clamp_min(0)))
     # wrinkles: sinusoidal grooves inside soft windows
     fore = _band(V, L.hairline * L.eb + 0.03, L.by - 0.045, 0.02) * _band(Ua, -0.22, 0.22, 0.05)
-    fore_amp = 0.0012 * L.wrinkle + 0.0016 * torch.maximum(a["AU1"], a["AU2"])
-    gv = gv + fore * fore_amp * (2 * math.pi / 0.03) * torch.cos(2 * math.pi * V / 0.03)
+    gv = gv + fore * L.fore_amp * (2 * math.pi / 0.03) * torch.cos(2 * math.pi * V / 0.03)
     glab = _band(Ua, -0.03, 0.03, 0.01) * _band(V, L.by - 0.03, L.ey - 0.01, 0.01)
-    gu = gu + glab * 0.0015 * (a["AU4"] + 0.3 * L.wrinkle) * (2 * math.pi / 0.02) * torch.cos(2 * math.pi * Ua / 0.02)
+    gu = gu + glab * L.glab_amp * (2 * math.pi / 0.02) * torch.cos(2 * math.pi * Ua / 0.02)
     nose_w = _band(Ua, -0.035, 0.035, 0.01) * _band(V, L.ey - 0.005, L.ey + 0.055, 0.01)
-    gv = gv + nose_w * 0.0012 * a["AU9"] * (2 * math.pi / 0.016) * torch.cos(2 * math.pi * V / 0.016)
+    gv = gv + nose_w * L.nose_wr * (2 * math.pi / 0.016) * torch.cos(2 * math.pi * V / 0.016)
     crow = _band(Ua, L.ex + L.ew * 0.9, L.ex + L.ew + 0.045, 0.01) * _band(V, L.ey - 0.035, L.ey + 0.035, 0.01)
     phase = 2 * math.pi * (V - 0.5 * (Ua - L.ex) * (V - L.ey) * 10) / 0.016
-    gv = gv + crow * (0.0008 * L.wrinkle + 0.0012 * a["AU6"]) * (2 * math.pi / 0.016) * torch.cos(phase)
+    gv = gv + crow * L.crow_amp * (2 * math.pi / 0.016) * torch.cos(phase)
 
     # ---- normals and shading -------------------------------------------------------------
     nfu = base_u - torch.sign(U) * gu
@@ -339,8 +220,8 @@ def render_procedural(params: FaceParams, size: int = 64) -> Tensor:
     # ---- albedo on the face --------------------------------------------------------------
     col = L.skin.expand(n, 3, size, size)
     # cheeks flush a little, more with AU6
-    blush = torch.exp((-((Ua - 0.17) / 0.06).square() - ((V - 0.07 + 0.02 * a["AU6"]) / 0.05).square()).clamp_min(-60.0))
-    col = col * (1 - (0.06 * (1 + a["AU6"]) * blush).unsqueeze(1) * torch.tensor([0.0, 0.6, 0.7], device=dev).view(1, 3, 1, 1))
+    blush = torch.exp((-((Ua - 0.17) / 0.06).square() - ((V - 0.07 + L.blush_dv) / 0.05).square()).clamp_min(-60.0))
+    col = col * (1 - (L.blush_amp * blush).unsqueeze(1) * torch.tensor([0.0, 0.6, 0.7], device=dev).view(1, 3, 1, 1))
 
     # mouth
     sx = Ua / L.mw
@@ -441,7 +322,7 @@ def region_boxes(params: FaceParams) -> dict[str, Tensor]:
     """
     if float(params.yaw.abs().max()) > 0 or float(params.pitch.abs().max()) > 0 or float(params.roll.abs().max()) > 0:
         raise ValueError("region_boxes needs frontal faces: set yaw, pitch and roll to 0")
-    L = _Layout(params)
+    L = Layout(params)
 
     def box(u0: Tensor | float, v0: Tensor | float, u1: Tensor | float, v1: Tensor | float) -> Tensor:
         parts = [torch.as_tensor(t, dtype=torch.float32).expand(L.n, 1, 1).reshape(-1) for t in (u0, v0, u1, v1)]
@@ -462,12 +343,15 @@ def region_boxes(params: FaceParams) -> dict[str, Tensor]:
     }
 
 
-def region_masks(params: FaceParams, size: int) -> dict[str, Tensor]:
-    """Boolean ``N x size x size`` masks of ``region_boxes``."""
-    t = (torch.arange(size, dtype=torch.float32) + 0.5) * (2.0 / size) - 1
-    x, y = t.view(1, 1, size), t.view(1, size, 1)
+def region_masks(params: FaceParams, size: int, framing: str = "head") -> dict[str, Tensor]:
+    """Boolean ``N x size x size`` masks of ``region_boxes``, for images rendered in ``framing``."""
+    check_framing(framing)
+    full, row, col = face_geometry(size) if framing == "face" else (size, 0, 0)
+    t = (torch.arange(full, dtype=torch.float32) + 0.5) * (2.0 / full) - 1
+    x, y = t.view(1, 1, full), t.view(1, full, 1)
     out = {}
     for name, b in region_boxes(params).items():
         b = b.view(-1, 4, 1, 1)
-        out[name] = (x >= b[:, 0]) & (x <= b[:, 2]) & (y >= b[:, 1]) & (y <= b[:, 3])
+        inside = (x >= b[:, 0]) & (x <= b[:, 2]) & (y >= b[:, 1]) & (y <= b[:, 3])
+        out[name] = inside[:, row:row + size, col:col + size]
     return out

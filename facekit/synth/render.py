@@ -1,48 +1,51 @@
 """``render``: the one entry point that turns FaceParams into images, whatever the backend.
 
-Two framings. ``"head"`` (the default) shows the head and shoulders, as a portrait does; it is
-what every detector-aligned real photo is cut to (``facekit.real.align``). ``"face"`` is the tight
-crop of the inner face (brows to chin) that AU and expression pipelines train on (BP4D and DISFA
-tools align and crop to the face): the same pixels budget spent on the face alone, 1.8 times the
-linear resolution. Rendering ``"face"`` draws the head framing at a higher resolution and keeps the
-window, so the face is never upsampled; :func:`reframe` cuts the same window from head-framed
-images (renders or aligned photos) for a model trained on face-framed ones.
+Backends: ``"procedural"`` (embedded, no assets), ``"ict"`` (the ICT-FaceKit 3D morphable model,
+which needs its assets) and ``"auto"`` (ICT-FaceKit when its assets are found, else procedural,
+saying once that it fell back). An explicit ``"ict"`` never falls back: without assets it raises
+an error that says how to get them. The procedural formula runs as plain torch, or as one fused
+Triton kernel on CUDA (``facekit.kernels.dispatch`` decides); the choice is made here, so the
+renderer and its kernel never import each other. Framings are in ``facekit.synth.framing``.
 """
 
 from __future__ import annotations
 
-import torch
-import torch.nn.functional as F
+import warnings
 
+import torch
+
+from facekit.synth.assets import AssetsNotFoundError, find_ict_dir
+from facekit.synth.framing import FRAMINGS, check_framing, face_geometry, reframe
 from facekit.synth.params import FaceParams
 from facekit.synth.style import Style, apply_style
 
-BACKENDS = ("procedural", "ict")
-FRAMINGS = ("head", "face")
-# The face window in the head framing's coordinates (the image spans [-1, 1], y down): centre
-# and half-width. It holds brows, eyes, cheeks, mouth and chin of every face shape at
-# pose_scale <= 1 (facekit.synth.procedural.region_boxes; measured on 200 faces).
-FACE_CENTER = (0.0, 0.03)
-FACE_HALF_WIDTH = 0.55
+__all__ = ["BACKENDS", "FRAMINGS", "check_backend", "check_framing", "reframe", "render", "resolve_backend"]
+
+BACKENDS = ("auto", "procedural", "ict")
+_warned_fallback = False
 
 
-def check_framing(framing: str) -> str:
-    if framing not in FRAMINGS:
-        raise ValueError(f"framing={framing!r} is not valid; choose one of {list(FRAMINGS)}")
-    return framing
+def check_backend(backend: str) -> str:
+    """``backend`` itself, or an error that lists the valid backends."""
+    if backend not in BACKENDS:
+        raise ValueError(f"backend={backend!r} is not valid; choose one of {list(BACKENDS)}")
+    return backend
 
 
-def _face_geometry(size: int) -> tuple[int, int, int]:
-    """(full head-framed size, first row, first column) whose ``size``-pixel window is the face."""
-    from facekit.synth.procedural import MAX_SIZE
-
-    full = round(size / FACE_HALF_WIDTH)
-    if full > MAX_SIZE:
-        raise ValueError(f"size={size} is not valid with framing='face' (it renders the head at {full} px, above "
-                         f"{MAX_SIZE}); pass size <= {int(MAX_SIZE * FACE_HALF_WIDTH)}")
-    row = round((full - size) / 2 + FACE_CENTER[1] * full / 2)
-    col = round((full - size) / 2 + FACE_CENTER[0] * full / 2)
-    return full, row, col
+def resolve_backend(backend: str) -> str:
+    """The backend that draws: ``"auto"`` becomes ``"ict"`` when its assets are found, else
+    ``"procedural"`` (with one warning per process); the others are returned as they are."""
+    global _warned_fallback
+    if check_backend(backend) != "auto":
+        return backend
+    try:
+        find_ict_dir()
+    except AssetsNotFoundError as err:
+        if not _warned_fallback:
+            _warned_fallback = True
+            warnings.warn(f"backend='auto' draws with the procedural renderer: {err}", stacklevel=3)
+        return "procedural"
+    return "ict"
 
 
 def render(
@@ -55,47 +58,28 @@ def render(
     """Render a batch of faces to ``N x 3 x size x size`` floats in [0, 1].
 
     ``style`` applies a camera pipeline (``"clean"`` or ``"target"``); ``backend`` picks
-    the face model (``"procedural"``, embedded, or ``"ict"``, the 3D morphable model);
-    ``framing`` is ``"head"`` or ``"face"`` (see the module docstring).
+    the face model (``"procedural"``, ``"ict"`` or ``"auto"``; see the module docstring);
+    ``framing`` is ``"head"`` or ``"face"`` (see ``facekit.synth.framing``).
     The images are on ``params.device``.
     """
     check_framing(framing)
-    if framing == "face":
-        full, row, col = _face_geometry(size)
-        img = _render_backend(params, full, backend)[..., row:row + size, col:col + size]
-    else:
-        img = _render_backend(params, size, backend)
-    return apply_style(img, params.seed, style)
+    name = resolve_backend(backend)
+    # the face framing draws only the face window of the head framing (no pixel is wasted)
+    window = face_geometry(size) if framing == "face" else None
+    return apply_style(_render_backend(params, size, name, window), params.seed, style)
 
 
-def _render_backend(params: FaceParams, size: int, backend: str) -> torch.Tensor:
-    if backend == "procedural":
-        from facekit.synth.procedural import render_procedural
-
-        return render_procedural(params, size)
+def _render_backend(params: FaceParams, size: int, backend: str, window: tuple[int, int, int] | None) -> torch.Tensor:
     if backend == "ict":
         from facekit.synth.ict import render_ict
 
-        return render_ict(params, size)
-    raise ValueError(f"backend={backend!r} is not valid; choose one of {list(BACKENDS)}")
+        return render_ict(params, size, window=window)
+    from facekit.kernels.dispatch import backend as kernel_backend
 
+    if kernel_backend(params.device) == "triton":  # CUDA, or FACEKIT_KERNELS=triton
+        from facekit.kernels.render import render_triton
 
-def reframe(images: torch.Tensor, size: int, framing: str, source: str = "head") -> torch.Tensor:
-    """``images`` (``N x C x H x W``, framed as ``source``) as ``size x size`` images framed as
-    ``framing``; the face window is resampled with antialiasing. A face-framed image cannot be
-    widened back to the head framing."""
-    check_framing(framing)
-    check_framing(source)
-    if source == "face" and framing == "head":
-        raise ValueError("images framed as 'face' cannot be reframed as 'head' (the rest of the head is not in them); "
-                         "pass head-framed images")
-    if source == "head" and framing == "face":
-        h, w = images.shape[-2:]
-        cy, cx = (1 + FACE_CENTER[1]) * h / 2, (1 + FACE_CENTER[0]) * w / 2
-        hh, hw = FACE_HALF_WIDTH * h / 2, FACE_HALF_WIDTH * w / 2
-        r0, r1 = max(0, round(cy - hh)), min(h, round(cy + hh))
-        c0, c1 = max(0, round(cx - hw)), min(w, round(cx + hw))
-        images = images[..., r0:r1, c0:c1]
-    if images.shape[-2:] != (size, size):
-        images = F.interpolate(images, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
-    return images
+        return render_triton(params, size, window=window)
+    from facekit.synth.procedural import render_procedural
+
+    return render_procedural(params, size, window=window)
