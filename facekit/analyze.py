@@ -101,7 +101,7 @@ class Analyzer:
     (``{"comface": model}``), for models you trained yourself.
     """
 
-    def __init__(self, profile: str | None = None, seed: int = 0, *, size: int = 64, detector: str = "haar",
+    def __init__(self, profile: str | None = None, seed: int = 0, *, size: int = 64, detector: str = "auto",
                  fallback: str | None = None, device: str | torch.device | None = None,
                  models: Mapping[str, Any] | None = None) -> None:
         self.profile = get_profile(profile)
