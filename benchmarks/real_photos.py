@@ -1,7 +1,7 @@
 """What the Analyzer's outputs are worth on real photos: ORL (identity) and the development set
 (Taiwanese posed expressions: identity across expressions, expressions, AUs, change).
 
-    python benchmarks/real_photos.py [--profile cpu] [--seed 0] [--orl DIR] [--dev DIR]
+    python benchmarks/real_photos.py [--profile cpu] [--seed 0] [--orl DIR] [--dev DIR] [--detector auto]
 
 Everything goes through the public ``facekit.Analyzer`` (``analyze``, ``compare``, ``face``), so
 the figures are what a user gets. The development set is split by performer: 1-15 choose
@@ -159,11 +159,11 @@ def table(metrics: dict[str, float], missing: Sequence[str]) -> str:
     return "\n".join(lines)
 
 
-def write(metrics: dict[str, float], profile: str, extra: dict[str, Any]) -> Path:
+def write(name: str, metrics: dict[str, float], profile: str, extra: dict[str, Any]) -> Path:
     """The one place the record is written (facekit's record writer); each metric carries the
     detector and the models that were missing."""
     items = [Metric(k, v, extra=extra) for k, v in metrics.items()]
-    return record("real_photos", items, profile=profile, config=extra, seeds=(extra["seed"],))
+    return record(name, items, profile=profile, config=extra, seeds=(extra["seed"],))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -172,6 +172,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--orl", type=Path, default=None, help="ORL folder (default: where facekit finds it)")
     ap.add_argument("--dev", type=Path, default=None, help="development set folder (default: dev_dir())")
+    ap.add_argument("--detector", default=None, help="the Analyzer's detector (default: its own; e.g. haar to compare)")
     args = ap.parse_args(argv)
     args.dev = args.dev or dev_dir()
     if not (args.dev / "labels.csv").is_file():
@@ -184,12 +185,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"skipped: ORL not found ({e})")
         return 0
     smoke = args.profile == "smoke"
-    an = Analyzer(args.profile, args.seed)
+    an = Analyzer(args.profile, args.seed, **({"detector": args.detector} if args.detector else {}))
     metrics, _ = orl_part(an, args.orl, smoke)
     dev, _ = dev_part(an, args.dev, smoke)
     metrics.update(dev)
     missing = sorted(an.missing())
-    path = write(metrics, args.profile, {"seed": args.seed, "detector": an.detector, "models_missing": missing})
+    name = "real_photos" if args.detector is None else f"real_photos_{args.detector}"
+    path = write(name, metrics, args.profile, {"seed": args.seed, "detector": an.detector, "models_missing": missing})
     print(table(metrics, missing))
     print(f"\nwrote {path}")
     return 0
