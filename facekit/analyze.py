@@ -112,7 +112,7 @@ class Analyzer:
     capability (:mod:`facekit.methods.base`), e.g. ``Analyzer(au_model=my_detector)``.
     """
 
-    def __init__(self, profile: str | None = None, seed: int = 0, *, size: int = 64, detector: str = "haar",
+    def __init__(self, profile: str | None = None, seed: int = 0, *, size: int = 64, detector: str = "auto",
                  fallback: str | None = None, device: str | torch.device | None = None,
                  models: Mapping[str, Any] | None = None, au_model: Any = SLOTS["au_model"],
                  expression_model: Any = SLOTS["expression_model"], identity_model: Any = SLOTS["identity_model"],

@@ -80,7 +80,7 @@ def test_haar_finds_the_astronaut_face_and_eyes(astronaut):
     pytest.importorskip("cv2", reason=NO_CV2)
     from facekit.real import detect_faces, find_eyes
 
-    faces = detect_faces(astronaut)
+    faces = detect_faces(astronaut, detector="haar")
     assert len(faces) == 1
     cx, cy = faces[0].center
     assert abs(cx - 223) < 15 and abs(cy - 113) < 15 and 70 < faces[0].w < 120  # her face
@@ -93,10 +93,14 @@ def test_dlib_detector_agrees_with_haar(astronaut):
     pytest.importorskip("dlib", reason="the `real` extra (dlib-bin) is not installed")
     from facekit.real import detect_faces
 
-    (face,) = detect_faces(astronaut, detector="dlib")
-    (haar,) = detect_faces(astronaut)
-    assert abs(face.center[0] - haar.center[0]) < 0.1 * haar.w and abs(face.center[1] - haar.center[1]) < 0.1 * haar.w
-    assert abs(face.w / haar.w - 1) < 0.1
+    (haar,) = detect_faces(astronaut, detector="haar")
+    for detector in ("dlib", "auto"):
+        (face,) = detect_faces(astronaut, detector=detector)
+        assert abs(face.center[0] - haar.center[0]) < 0.1 * haar.w and abs(face.center[1] - haar.center[1]) < 0.1 * haar.w
+        assert abs(face.w / haar.w - 1) < 0.1
+    # "auto" also places the 68 landmarks: both eyes inside the face's upper half, level
+    (lx, ly), (rx, ry) = face.landmarks[36], face.landmarks[45]
+    assert haar.x < lx < haar.center[0] < rx < haar.x + haar.w and max(ly, ry) < haar.center[1] and abs(ry - ly) < 8
 
 
 def test_crop_roll_levels_the_eyes():
@@ -121,12 +125,19 @@ def test_align_reports_every_input_and_flags_fallbacks(astronaut, tmp_path):
     assert recs[0].eyes is not None and "fallback" in recs[1].reason
     x, recs = align_faces([astronaut, blank], 128, fallback="center")
     assert x.shape == (2, 3, 128, 128) and 0 <= x.min() and x.max() <= 1
-    assert [(r.status, r.crop) for r in recs] == [("ok", "face"), ("fallback", "center")]
-    # the astronaut's eyes land where the synthetic faces have theirs (42 % down, centred)
+    assert [(r.status, r.crop) for r in recs] == [("ok", "landmarks"), ("fallback", "center")]
+    # found again in the aligned crop, the astronaut's eyes are where the renderer draws eyes
+    from facekit.real import detect_faces
+    from facekit.real.canonical import canonical_pixels, points_from_68
+
+    (again,) = detect_faces(x[0].permute(1, 2, 0).numpy())
+    assert np.abs(points_from_68(np.asarray(again.landmarks))[:2] - canonical_pixels(128)[:2]).max() < 3  # px of 128
+    # with the box detectors the crop is cut around the box (eyes 42 % down, centred)
+    x, recs = align_faces([astronaut], 128, detector="haar")
     (lx, ly), (rx, ry) = recs[0].eyes
     box = recs[0].box
     side = box.w * 1.6
-    assert abs(((ly + ry) / 2 - (box.center[1] - side / 2)) / side - 0.42) < 0.05
+    assert recs[0].crop == "face" and abs(((ly + ry) / 2 - (box.center[1] - side / 2)) / side - 0.42) < 0.05
 
 
 def test_align_rejects_bad_arguments_by_name():

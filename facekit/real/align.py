@@ -1,8 +1,11 @@
 """Crop real photos to the framing of facekit's synthetic faces, as model-ready tensors.
 
-A model trained on ``facekit.render`` sees a head centred in the frame: eyes level at 42 % of
-the height, 27 % of the width apart, chin at 82 %. A photo cropped differently (tighter, off
-centre, tilted) would test the framing, not the face, so every real face is cut to that layout.
+A model trained on ``facekit.render`` sees the eyes and the mouth where the renderer draws them
+(:mod:`facekit.real.canonical`, measured from the renderer). A photo cropped differently
+(tighter, off centre, tilted) would test the framing, not the face, so with landmarks (the
+default ``"auto"`` detector) each face is warped by the similarity transform that puts its eye
+and mouth centres, in the least-squares sense, on those positions. Without landmarks (the
+``"haar"`` and ``"dlib"`` detectors) the crop is cut around the face box, levelled by the eyes.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from facekit.real.canonical import BACKEND_CANONICAL, CANONICAL, canonical_pixels, points_from_68
 from facekit.real.detect import (
     DETECTORS,
     FaceBox,
@@ -32,6 +36,40 @@ from facekit.real.load import MAX_SIDE, Source, iter_images
 # 0.3 box widths on each side. (facekit.synth.procedural.region_boxes gives the synthetic layout.)
 MARGIN = 0.3
 FALLBACKS = ("center",)
+TARGETS = ("mixed", *BACKEND_CANONICAL)  # whose landmark positions to align to ("mixed": their mean)
+
+
+def similarity(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """The 2 x 3 rotation + uniform scale + shift that maps points ``src`` (K x 2) onto ``dst``
+    with least squared error (Umeyama's closed form, no reflection)."""
+    ms, md = src.mean(0), dst.mean(0)
+    a, b = src - ms, dst - md
+    # complex form: z_dst = c * z_src, c = sum(conj(z_src) z_dst) / sum |z_src|^2
+    zs, zd = a[:, 0] + 1j * a[:, 1], b[:, 0] + 1j * b[:, 1]
+    c = np.sum(np.conj(zs) * zd) / np.sum(np.abs(zs) ** 2)
+    m = np.array([[c.real, -c.imag, 0.0], [c.imag, c.real, 0.0]])
+    m[:, 2] = md - m[:, :2] @ ms
+    return m
+
+
+def warp_to(image: np.ndarray, points: np.ndarray, size: int, target: str = "mixed") -> np.ndarray:
+    """``image`` warped so that ``points`` (left eye, right eye, mouth in its pixels) land on the
+    ``target`` positions of a ``size``-pixel head-framed image. Shrinking goes through an area
+    filter first, so large photos do not alias; outside the photo is its median edge colour."""
+    cv2 = require_cv2()
+    dst = canonical_pixels(size, CANONICAL if target == "mixed" else BACKEND_CANONICAL[target])
+    m = similarity(points, dst)
+    scale = math.hypot(m[0, 0], m[1, 0])
+    edge = np.concatenate([image[0], image[-1], image[:, 0], image[:, -1]])
+    fill = tuple(float(v) for v in np.median(edge, axis=0))
+    if scale < 0.5:  # shrink the photo to about twice the output first
+        k = 2 * scale
+        image = cv2.resize(image, (max(1, round(image.shape[1] * k)), max(1, round(image.shape[0] * k))),
+                           interpolation=cv2.INTER_AREA)
+        m = similarity((points + 0.5) * k - 0.5, dst)
+    out = cv2.warpAffine(np.ascontiguousarray(image, dtype=np.float32), m, (size, size), flags=cv2.INTER_LINEAR,
+                         borderMode=cv2.BORDER_CONSTANT, borderValue=fill)
+    return np.clip(out, 0.0, 1.0)
 
 
 @dataclass
@@ -109,7 +147,8 @@ def align_faces(
     fallback: str | FaceBox | None = None,
     roll: bool = True,
     margin: float = MARGIN,
-    detector: str = "haar",
+    detector: str = "auto",
+    target: str = "mixed",
     min_neighbors: int = 5,
     min_face: int = 24,
     max_side: int = MAX_SIDE,
@@ -122,12 +161,16 @@ def align_faces(
     to crop instead: ``"center"`` (the central square of the photo, for already-cropped
     portraits) or a fixed :class:`FaceBox` (for a set whose photos share one framing, such as
     ORL); such rows are marked ``"fallback"``. ``detect=False`` uses the fallback for every photo.
-    ``detector``, ``min_neighbors`` and ``min_face`` (pixels) go to :func:`facekit.real.detect_faces`.
+    ``detector``, ``min_neighbors`` and ``min_face`` (pixels) go to :func:`facekit.real.detect_faces`;
+    with landmarks (``"auto"``) the face is warped to the ``target`` geometry (:data:`TARGETS`:
+    the procedural or ICT renderer's eye and mouth positions, or ``"mixed"``, their mean).
     """
     require_cv2()
     if detector not in DETECTORS:
         raise ValueError(f"detector={detector!r} is not valid; choose one of {list(DETECTORS)}")
-    if detect and detector == "dlib":
+    if target not in TARGETS:
+        raise ValueError(f"target={target!r} is not valid; choose one of {list(TARGETS)}")
+    if detect and detector in ("auto", "dlib"):
         require_dlib()  # fail before loading anything
     if not isinstance(size, int) or size < 8:
         raise ValueError(f"size={size!r} is not valid; pass an int >= 8 (models use 64 or 128)")
@@ -146,8 +189,22 @@ def align_faces(
         img = item.image
         h, w = img.shape[:2]
         rec = FaceRecord(item.source, "no_face", "", image_size=(w, h), loaded=item.reason)
-        gray = to_gray_u8(img)
+        gray = to_gray_u8(img, equalize=detector != "auto")
         faces = faces_in_gray(gray, detector, min_neighbors, min_size=min_face) if detect else []
+        if faces and faces[0].landmarks is not None:
+            box = faces[0]
+            pts = points_from_68(np.asarray(box.landmarks))
+            (lx, ly), (rx, ry) = pts[0], pts[1]
+            rec.status, rec.crop, rec.box = "ok", "landmarks", box
+            rec.eyes = ((float(lx), float(ly)), (float(rx), float(ry)))
+            rec.roll = math.degrees(math.atan2(ry - ly, rx - lx))
+            rec.reason = f"face {_box_str(box)}, score {box.score:.3g}; eyes and mouth aligned to the {target} renderer geometry, rotated {rec.roll:+.1f} deg"
+            if len(faces) > 1:
+                rec.reason += f"; {len(faces) - 1} smaller face(s) ignored"
+            crops.append(warp_to(img, pts, size, target))
+            rec.row = len(crops) - 1
+            records.append(rec)
+            continue
         if faces:
             box = faces[0]
             rec.status, rec.crop, rec.box = "ok", "face", box
