@@ -28,8 +28,8 @@ from sklearn.decomposition import PCA
 from sklearn.metrics import roc_auc_score
 
 from facekit import Analyzer
-from facekit.metrics import Metric, record
 from facekit.real.orl import orl_files
+from facekit.records import Metric, record
 
 ROOT = Path(__file__).resolve().parents[1]
 DEV_DIR = ROOT.parent / "shared" / "data" / "taiwanese"  # the project's ../shared; --dev or FACEKIT_DEV

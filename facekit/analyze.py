@@ -101,7 +101,9 @@ class Analyzer:
 
     ``profile`` and ``seed`` pick the cached models (default: ``$FACEKIT_PROFILE`` or cpu, seed 0).
     ``size`` is the crop the faces are aligned to (models resize it to their own input).
-    ``detector`` is ``"haar"`` (OpenCV, always there) or ``"dlib"`` (the ``real`` extra);
+    ``detector`` is ``"auto"`` (dlib HOG, then contrast-equalised HOG, then dlib's CNN, with 68
+    landmarks that align the face to the renderer's eye and mouth positions), ``"haar"`` (OpenCV)
+    or ``"dlib"`` (HOG only);
     ``fallback="center"`` crops the middle of photos without a detected face (for photos that are
     already face crops) instead of leaving them out. ``models`` replaces cached models by name
     (``{"comface": model}``), for models you trained yourself.

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from facekit.checks import at_least, out_file, out_folder
 from facekit.config import PROFILES, ConfigError, check_environment
+from facekit.real.detect import DETECTORS
 
 
 def _info(args: argparse.Namespace) -> int:
@@ -258,7 +259,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     p.add_argument("--profile", default=None, choices=list(PROFILES), help="which cached models (default: $FACEKIT_PROFILE or cpu)")
     p.add_argument("--seed", type=at_least(0), default=0)
-    p.add_argument("--detector", default="haar", choices=["haar", "dlib"])
+    p.add_argument("--detector", default="auto", choices=list(DETECTORS),
+                   help="face detector: auto (dlib HOG, then contrast-equalised HOG, then dlib's CNN; 68 landmarks "
+                        "for alignment), haar (OpenCV) or dlib (HOG only)")
     p.add_argument("--fallback", default=None, choices=["center"], help="crop the middle of photos where no face is found")
     p.set_defaults(func=_analyze)
 

