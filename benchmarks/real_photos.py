@@ -62,6 +62,12 @@ def verification(emb: np.ndarray, ids: np.ndarray, groups: np.ndarray | None = N
     return auc, rank1, int(keep.sum())
 
 
+def scored(df: pd.DataFrame, column: str) -> bool:
+    """Whether a model filled ``column``: the Analyzer's table always has every column, and a
+    missing model's are empty."""
+    return column in df and bool(df[column].notna().any())
+
+
 def pixel_pca(an: Analyzer, fit: Sequence[str], score: Sequence[str]) -> np.ndarray:
     """30-component PCA of the aligned grey crops: fitted on ``fit``, applied to ``score``."""
     def crops(paths: Sequence[str]) -> np.ndarray:
@@ -82,7 +88,7 @@ def orl_part(an: Analyzer, orl: Path, smoke: bool) -> tuple[dict[str, float], pd
     out = {"orl/detected": float(ok.sum()), "orl/photos": float(len(df))}
     paths, ids = [str(f) for f, o in zip(files, ok, strict=True) if o], np.asarray(person)[ok]
     out["orl/pca_verification_auc"], out["orl/pca_rank1"], _ = verification(pixel_pca(an, paths, paths), ids)
-    if "identity_embedding" in df:
+    if scored(df, "identity_embedding"):
         emb = np.stack(df.loc[ok, "identity_embedding"].to_list())
         out["orl/verification_auc"], out["orl/rank1"], _ = verification(emb, ids)
     return out, df
@@ -112,17 +118,17 @@ def dev_part(an: Analyzer, dev: Path, smoke: bool) -> tuple[dict[str, float], pd
     ids, expr = r["performer"].to_numpy(), r["posed_expression"].to_numpy()
     fit = design["path"][(an.analyze(design["path"].to_list())["status"] == "ok").to_numpy()].to_list()
     out["dev/pca_verification_auc"], out["dev/pca_rank1"], _ = verification(pixel_pca(an, fit, r["path"].to_list()), ids, expr)
-    if "identity_embedding" in d:
+    if scored(d, "identity_embedding"):
         out["dev/verification_auc"], out["dev/rank1"], _ = verification(np.stack(d["identity_embedding"].to_list()), ids, expr)
     rated = r["max_int"].notna().to_numpy()
-    if "expression" in d:
+    if scored(d, "expression"):
         hit = (d["expression"].to_numpy() == expr)[rated]
         out["dev/expression_accuracy"] = float(hit.mean())
         for c in sorted(set(expr[rated])):
             out[f"dev/recall_{c}"] = float(hit[expr[rated] == c].mean())
     for au, emotion in AU_TESTS:
         pick = np.isin(expr, ["neutral", emotion])
-        if au in d and len(set(expr[pick])) == 2:
+        if scored(d, au) and len(set(expr[pick])) == 2:
             out[f"dev/{au}_{emotion}_vs_neutral_auc"] = float(roc_auc_score(expr[pick] == emotion, d.loc[pick, au]))
     out.update(change_part(an, r))
     return out, df
