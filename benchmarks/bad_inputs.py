@@ -31,6 +31,7 @@ import numpy as np
 from PIL import Image
 
 from facekit.cli import main
+from facekit.config import environ
 
 
 @dataclass
@@ -41,24 +42,16 @@ class Outcome:
 
 
 def call(argv: list[str], env: dict[str, str] | None = None) -> Outcome:
-    saved = {k: os.environ.get(k) for k in (env or {})}
-    os.environ.update(env or {})
     buf_err, buf_out = io.StringIO(), io.StringIO()
     rc, tb = None, False
     try:
-        with contextlib.redirect_stderr(buf_err), contextlib.redirect_stdout(buf_out):
+        with environ(env or {}), contextlib.redirect_stderr(buf_err), contextlib.redirect_stdout(buf_out):
             rc = main(argv)
     except SystemExit as e:
         rc = int(e.code) if isinstance(e.code, int) else 2
     except BaseException as e:  # noqa: BLE001 - the battery counts what escapes
         tb = True
         buf_err.write(f"Traceback: {type(e).__name__}: {e}")
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
     err = buf_err.getvalue()
     return Outcome(rc, err, tb or "Traceback" in err)
 

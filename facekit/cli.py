@@ -205,8 +205,9 @@ def _data(args: argparse.Namespace) -> int:
     from facekit.real.orl import fetch_orl, orl_source
 
     if args.name != "orl":
-        print(f"error: unknown data set {args.name!r}; valid: ['orl']", file=sys.stderr)
-        return 2
+        return _error(f"unknown data set {args.name!r}; valid: ['orl']")
+    if args.dest is not None and (problem := out_folder("--dest", args.dest)):
+        return _error(problem)
     try:
         path = fetch_orl(dest=args.dest, source=args.source, overwrite=args.overwrite)
     except (OSError, ValueError) as e:

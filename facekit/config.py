@@ -12,6 +12,8 @@ import hashlib
 import json
 import os
 import random
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -168,3 +170,19 @@ def config_hash(config: Any) -> str:
     """A short stable hash of a dataclass config (or any JSON-able value), for cache keys."""
     blob = json.dumps(config_dict(config), sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:12]
+
+
+@contextmanager
+def environ(values: Mapping[str, str]) -> Iterator[None]:
+    """Set environment variables for a block (a notebook kernel inherits them), then put back
+    what was there before, removing the ones that were unset."""
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v

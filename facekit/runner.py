@@ -23,7 +23,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from facekit.config import PROFILES, get_profile, results_dir
+from facekit.config import PROFILES, environ, get_profile, results_dir
 from facekit.io import atomic_write
 from facekit.schema import SchemaError, from_mapping, load_yaml
 
@@ -89,14 +89,12 @@ def run_one(notebook: Path, output: Path, profile: str, params: dict[str, Any],
         env["FACEKIT_RESULTS"] = str(results)
     if progress:
         env[TEXT_PROGRESS_ENV] = "1"
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)  # the kernel inherits our environment
     output.parent.mkdir(parents=True, exist_ok=True)
     tmp = output.with_name(f".running.{output.name}")
     t0 = time.perf_counter()
     error = None
     try:
-        with tempfile.TemporaryDirectory(prefix="facekit-kernel-") as folder:
+        with environ(env), tempfile.TemporaryDirectory(prefix="facekit-kernel-") as folder:  # the kernel inherits env
             pm.execute_notebook(str(notebook), str(tmp), parameters={"profile": profile, **params},
                                 kernel_name="python3", cwd=str(notebook.parent),
                                 progress_bar={"desc": notebook.stem, "leave": False} if progress else False,
@@ -106,12 +104,6 @@ def run_one(notebook: Path, output: Path, profile: str, params: dict[str, Any],
         error = f"cell {e.exec_count}: {e.ename}: {e.evalue}"
     except Exception as e:  # a batch survives anything one notebook does
         error = f"{type(e).__name__}: {e}"
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
     if tmp.exists():
         os.replace(tmp, output)
     return RunResult(notebook.stem, error is None, output, time.perf_counter() - t0, error)

@@ -99,6 +99,10 @@ def test_cli_fetch(fake_mat, tmp_path, capsys):
     assert "unknown data set 'lfw'; valid: ['orl']" in capsys.readouterr().err
     assert main(["data", "fetch", "orl", "--source", str(tmp_path / "absent.mat"), "--dest", str(tmp_path / "x")]) == 1
     assert "cannot download olivettifaces.mat" in capsys.readouterr().err
+    (tmp_path / "a_file").write_text("x")  # --dest is checked before any download, as for assets fetch
+    assert main(["data", "fetch", "orl", "--source", str(path), "--dest", str(tmp_path / "a_file")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --dest") and "Traceback" not in err
 
 
 def test_orl_or_skip_says_what_and_how_in_one_line(tmp_path, monkeypatch, capsys):
