@@ -69,7 +69,7 @@ class AuditScale:
 SCALES = {
     "smoke": AuditScale(size=32, n_train=96, train_persons=24, n_test=64, n_pairs=32, budget=AuditBudget(steps=8, batch=32)),
     "cpu": AuditScale(size=64, n_train=3000, train_persons=300, n_test=800, n_pairs=250,
-                      budget=AuditBudget(steps=600, batch=64)),
+                      budget=AuditBudget(steps=800, batch=64)),
     "gpu": AuditScale(size=64, n_train=40000, train_persons=1400, n_test=4000, n_pairs=2000,
                       budget=AuditBudget(steps=8000, batch=128)),
 }

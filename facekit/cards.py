@@ -32,6 +32,10 @@ from facekit.synth.worlds import WorldFaces, get_world
 Dataset = FaceDataset | PairDataset | WorldFaces  # what a card describes
 CardSpec = tuple[Callable[[], Dataset], str]  # (factory, one-line purpose)
 
+# What a framing means for the reader of a card (facekit.synth.framing).
+FRAMING_NOTE = {"face": " (the inner face; posed faces aligned by eyes and mouth, as photos are)",
+                "head": " (head and shoulders, as rendered)"}
+
 def _world(name: str, n: int, split: str, n_persons: int | None = None) -> Callable[[], Dataset]:
     def make() -> Dataset:
         return get_world(name).faces(n, split=split, n_persons=n_persons)
@@ -203,7 +207,7 @@ def card_text(name: str, purpose: str, ds: Dataset, cfg: dict, cols: dict[str, n
 
 ## Generator
 - facekit {facekit.__version__}, {f"world `{cfg['world']}`, " if "world" in cfg else ""}backend `{cfg['backend']}`, \
-framing `{cfg['framing']}`, style `{cfg['style']}`, {cfg['size']}x{cfg['size']} RGB.
+framing `{cfg['framing']}`{FRAMING_NOTE.get(cfg['framing'], '')}, style `{cfg['style']}`, {cfg['size']}x{cfg['size']} RGB.
 - Occurrence threshold: {occurrence}.
 - Configuration (the dataset is a pure function of it: item i is the same image every time):
 

@@ -296,3 +296,59 @@ def test_emotion_prototype_grid_labels_and_skips_missing_backends(tmp_path, monk
         emotion_prototype_grid(backends=("ict",))
     with pytest.raises(ValueError, match="backends=.*not valid"):
         emotion_prototype_grid(backends=("blender",))
+
+
+def _backends() -> list[str]:
+    from facekit.synth.assets import AssetsNotFoundError, find_ict_dir
+
+    try:
+        find_ict_dir()
+    except AssetsNotFoundError:
+        return ["procedural"]
+    return ["procedural", "ict"]
+
+
+@pytest.mark.parametrize("backend", _backends())
+def test_pose_alignment_undoes_roll_exactly(backend):
+    """The face framing's alignment of a head rolled by r degrees is a rotation by r at scale 1,
+    so the eyes and mouth land where the frontal face has them."""
+
+    from facekit.synth.pose_align import frontal_to_posed
+
+    p = FaceParams.neutral(sample_identities(3, 4))
+    roll = torch.tensor([-12.0, 5.0, 20.0])
+    T = frontal_to_posed(p.replace(roll=roll), backend)
+    angle = torch.rad2deg(torch.atan2(T[:, 1, 0], T[:, 0, 0]))
+    scale = torch.hypot(T[:, 0, 0], T[:, 1, 0])
+    assert torch.allclose(angle, roll, atol=0.2), angle
+    assert torch.allclose(scale, torch.ones(3), atol=2e-3), scale
+    same = frontal_to_posed(p, backend)
+    assert torch.allclose(same, torch.tensor([[1.0, 0, 0], [0, 1.0, 0]]).expand(3, 2, 3), atol=1e-5)
+
+
+@pytest.mark.parametrize("backend", _backends())
+def test_face_framing_aligns_posed_faces(backend):
+    """A posed face-framed render looks like the same person's frontal one (the aligner of
+    real photos does the same); cutting the fixed window out of the posed head render does not.
+    Frontal faces are drawn as they were, pixel for pixel."""
+    from facekit.synth.framing import face_geometry
+
+    p = FaceParams.neutral(sample_identities(6, 21))
+    posed = p.replace(yaw=torch.tensor([14.0, -14, 6, -6, 0, 0]), pitch=torch.tensor([0.0, 0, 8, -8, 0, 0]),
+                      roll=torch.tensor([6.0, -6, 0, 0, 10, -10]))
+    frontal = render(p, 48, framing="face", backend=backend)
+    aligned = render(posed, 48, framing="face", backend=backend)
+    full, row, col = face_geometry(48)
+    cut = render(posed, full, backend=backend)[..., row:row + 48, col:col + 48]
+    # the inner face only: the light, the background and the shoulders do not turn with the head
+    masks = region_masks(p, 48, framing="face")
+    inner = (masks["brows"] | masks["eyes"] | masks["nose"] | masks["mouth"]).unsqueeze(1).float()
+
+    def err(x):
+        return ((x - frontal).abs() * inner).sum((1, 2, 3)) / (3 * inner.sum((1, 2, 3)))
+
+    err_aligned, err_cut = err(aligned), err(cut)
+    assert bool((err_aligned < 0.8 * err_cut).all()) and err_aligned.mean() < 0.6 * err_cut.mean(), (err_aligned, err_cut)
+    mixed = p.replace(roll=torch.tensor([0.0, 0, 0, 0, 10, 0]))
+    both = render(mixed, 48, framing="face", backend=backend)
+    assert torch.equal(both[:4], frontal[:4]) and torch.equal(both[5], frontal[5])

@@ -5,9 +5,10 @@ network separates the two. It is deliberately ordinary, so its scores are a floo
 pixels carry (a ceiling for nothing cleverer than it), and it never changes between worlds:
 
 * four 3x3 convolutions, widths 32-64-96-128, each with BatchNorm, ReLU and 2x2 max pooling
-  (64 px in, 4 x 4 x 128 out), then global average pooling to 128 features (measured on 3,000
-  ICT faces, AU loss alone, 400 steps: mean AU ROC-AUC 0.865 on unseen persons, against 0.80 with
-  stride-2 convolutions in place of the pooling, which cost 2.5 times less per step);
+  (64 px in, 4 x 4 x 128 out), flattened to 2,048 features that keep *where* each one is: an AU
+  is a change at a place (brow, lid, mouth corner), and global average pooling threw that away
+  (stride-2 convolutions in place of the pooling cost 2.5 times less per step but learned less);
+  the measurements behind both choices are in ``benchmarks/RESULTS.md`` (world audit);
 * heads: 17 AU logits (multi-label, trace AUs masked out of the loss), 8 emotion logits,
   a 64-d identity embedding (unit length, trained by a cosine softmax over the training
   persons, so unseen persons are compared by cosine similarity), age and BMI regression.
@@ -15,8 +16,7 @@ pixels carry (a ceiling for nothing cleverer than it), and it never changes betw
 All heads train together on one pool of faces (random-AU faces and emotion prototypes mixed,
 see ``facekit.synth.worlds``), with AdamW and a one-cycle learning-rate schedule. The losses are
 weighted (:data:`LOSS_WEIGHTS`) so that the identity softmax over hundreds of persons does not
-drown the AU term: with equal weights, 800 steps reached a mean AU ROC-AUC of 0.71, below the 0.80
-of 400 steps on the AU loss alone (same faces).
+drown the AU term (with equal weights the AU ROC-AUC fell well below that of the AU loss alone).
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from facekit.synth.params import EMOTIONS, N_AUS
 
 WIDTHS = (32, 64, 96, 128)
 EMBED_DIM = 64
+SPATIAL = 4  # feature map side after four 2x2 poolings of a 64 px face
 # Standardisation of the regression targets: age uniform in [18, 80], BMI around 22.5.
 AGE_MEAN, AGE_SD = 49.0, 18.0
 BMI_MEAN, BMI_SD = 22.5, 4.0
@@ -51,7 +52,9 @@ class AuditCNN(nn.Module):
         for w in WIDTHS:
             layers += [nn.Conv2d(c, w, 3, padding=1, bias=False), nn.BatchNorm2d(w), nn.ReLU(), nn.MaxPool2d(2)]
             c = w
-        self.features = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        # a 4 x 4 map at 64 px; other sizes are pooled (or repeated) onto the same grid
+        self.features = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(SPATIAL), nn.Flatten())
+        c *= SPATIAL * SPATIAL
         self.au = nn.Linear(c, N_AUS)
         self.emotion = nn.Linear(c, len(EMOTIONS))
         self.embed = nn.Linear(c, embed_dim)

@@ -9,8 +9,9 @@ a fresh measurement by the tests (re-measure when the renderer's layout changes)
 
 Positions are fractions of the side of the ``"head"``-framed image (x right, y down; 0 and 1 are
 the outer edges of the first and last pixel), so they hold at any size; the ``"face"`` framing
-is a fixed window of the head framing (:data:`facekit.synth.render.FACE_CENTER`), so aligning
-to the head framing and then :func:`facekit.synth.render.reframe` gives the face framing.
+is a window of the head framing (:data:`facekit.synth.framing.FACE_CENTER`) in which posed
+renders are aligned to their frontal selves (``facekit.synth.pose_align``), so aligning a photo to the head framing and then
+:func:`facekit.synth.render.reframe` gives the face framing.
 """
 
 from __future__ import annotations

@@ -7,6 +7,9 @@ tools align and crop to the face): the same pixel budget spent on the face alone
 linear resolution. Rendering ``"face"`` draws the head framing at a higher resolution and keeps the
 window (``face_geometry``), so the face is never upsampled; :func:`reframe` cuts the same window
 from head-framed images (renders or aligned photos) for a model trained on face-framed ones.
+A posed face is also aligned in the face framing, as a detector aligns a photo: the window follows
+its eyes and mouth (``facekit.synth.pose_align``), so for a frontal face, and only for one, the face
+framing is exactly the window of the head framing.
 """
 
 from __future__ import annotations

@@ -14,6 +14,7 @@ import warnings
 
 import torch
 
+from facekit.synth import pose_align
 from facekit.synth.assets import AssetsNotFoundError, find_ict_dir
 from facekit.synth.framing import FRAMINGS, check_framing, face_geometry, reframe
 from facekit.synth.params import FaceParams
@@ -22,6 +23,7 @@ from facekit.synth.style import Style, apply_style
 __all__ = ["BACKENDS", "FRAMINGS", "check_backend", "check_framing", "reframe", "render", "resolve_backend"]
 
 BACKENDS = ("auto", "procedural", "ict")
+ALIGN_GROUP = 32  # posed faces drawn per source box in the face framing
 _warned_fallback = False
 
 
@@ -64,9 +66,34 @@ def render(
     """
     check_framing(framing)
     name = resolve_backend(backend)
-    # the face framing draws only the face window of the head framing (no pixel is wasted)
-    window = face_geometry(size) if framing == "face" else None
-    return apply_style(_render_backend(params, size, name, window), params.seed, style)
+    if framing == "head":
+        return apply_style(_render_backend(params, size, name, None), params.seed, style)
+    return apply_style(_render_face(params, size, name), params.seed, style)
+
+
+def _render_face(params: FaceParams, size: int, backend: str) -> torch.Tensor:
+    """The face framing: only the face window of the head framing is drawn (no pixel is wasted),
+    and posed faces are aligned to where their frontal selves have eyes and mouth
+    (``facekit.synth.pose_align``)."""
+    window = face_geometry(size)
+    full, row, col = window
+    posed = pose_align.is_posed(params)
+    if not bool(posed.any()):
+        return _render_backend(params, size, backend, window)
+    out = torch.empty(len(params), 3, size, size, device=params.device)
+    if not bool(posed.all()):
+        out[~posed] = _render_backend(params[~posed], size, backend, window)
+    where = posed.nonzero().view(-1)
+    T = pose_align.frontal_to_posed(params[where], backend)
+    # faces shifted alike are drawn together, so each group's source box stays near the window's size
+    shift = T[:, :, 2].cpu()
+    order = sorted(range(len(where)), key=lambda i: (round(float(shift[i, 0]) / 0.04), float(shift[i, 1])))
+    for start in range(0, len(order), ALIGN_GROUP):
+        sel = torch.tensor(order[start:start + ALIGN_GROUP], device=params.device)
+        side, r0, c0 = box = pose_align.source_box(T[sel], full, row, col, size)
+        big = _render_backend(params[where[sel]], side, backend, (full, r0, c0))
+        out[where[sel]] = pose_align.warp_window(big, T[sel], full, box, window, size)
+    return out
 
 
 def _render_backend(params: FaceParams, size: int, backend: str, window: tuple[int, int, int] | None) -> torch.Tensor:
