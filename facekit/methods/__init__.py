@@ -17,7 +17,8 @@ Every package has the same files (``config``, ``data``, ``model``, ``train``, ``
 * ``Config``, ``profile_config``, ``PROFILES`` (the profiles as data), ``NOTEBOOK``, ``TRAIN_HINT``.
 
 :mod:`facekit.methods.common` holds what the packages share (pool samplers, batched inference,
-rendered pools, profile tables).
+rendered pools, profile tables); :mod:`facekit.methods.oracle` the one scoring-oracle network
+that SynFER, GenCon and PluGeN4Faces judge their faces with.
 """
 
 import importlib

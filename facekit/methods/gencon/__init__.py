@@ -80,7 +80,6 @@ from facekit.methods.gencon.evaluate import (
 from facekit.methods.gencon.model import (
     GenCon,
     GenConNet,
-    IdentityOracle,
     SingleImageNet,
     classifier_head,
     prepare_images,
@@ -123,7 +122,6 @@ __all__ = [
     "GenCon",
     "GenConConfig",
     "GenConNet",
-    "IdentityOracle",
     "SingleImageNet",
     "classification_scores",
     "classifier_head",

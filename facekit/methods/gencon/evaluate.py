@@ -15,6 +15,7 @@ from facekit.methods.gencon.config import BIN_NAMES, profile_config
 from facekit.methods.gencon.data import expression_set
 from facekit.methods.gencon.model import GenCon, prepare_images
 from facekit.methods.gencon.train import frozen, train_single, train_stages
+from facekit.methods.oracle import read
 
 
 def classification_scores(proba: np.ndarray, test: dict[str, Tensor]) -> dict[str, float]:
@@ -34,7 +35,7 @@ def reference_scores(references: Tensor, test: dict[str, Tensor], oracle: nn.Mod
     """L1, squared error and SSIM of the references to the true neutrals, and oracle identity similarity
     (cosine) of reference and query, with the true neutral's as the ceiling."""
     x, neutral = test["image"].float() / 255, test["neutral"].float() / 255
-    zx, zr, zn = (batched(oracle, t, batch_size=512) for t in (x, references, neutral))
+    zx, zr, zn = (read(oracle, t)["emb"] for t in (x, references, neutral))
     return {"l1": float((references - neutral).abs().mean()), "mse": float((references - neutral).pow(2).mean()),
             "copy_mse": float((x - neutral).pow(2).mean()), "ssim": metrics.ssim(references, neutral),
             "id_sim": float((zr * zx).sum(1).mean()), "id_sim_true_neutral": float((zn * zx).sum(1).mean()),

@@ -250,35 +250,28 @@ class SynFERPipeline(DiffusionPipeline):
 
 
 class ExpressionNet(nn.Module):
-    """ConvEncoder -> emotion logits (and, for the oracle, AU activation logits)."""
+    """ConvEncoder -> emotion logits: the downstream classifiers (the oracle is
+    :class:`facekit.methods.oracle.Oracle`)."""
 
-    def __init__(self, dim: int = 64, widths: list[int] | tuple[int, ...] = (16, 32, 48, 64), n_classes: int = 8,
-                 n_aus: int = 0) -> None:
+    def __init__(self, dim: int = 64, widths: list[int] | tuple[int, ...] = (16, 32, 48, 64), n_classes: int = 8) -> None:
         super().__init__()
         self.encoder = ConvEncoder(dim, tuple(widths))
         self.head = nn.Linear(dim, n_classes)
-        self.au_head = nn.Linear(dim, n_aus) if n_aus else None
 
     def forward(self, x: Tensor) -> Tensor:
         return self.head(self.encoder(x))
 
     def outputs(self, x: Tensor) -> dict[str, Tensor]:
         h = self.encoder(x)
-        out = {"features": h, "logits": self.head(h)}
-        if self.au_head is not None:
-            out["au_logits"] = self.au_head(h)
-        return out
+        return {"features": h, "logits": self.head(h)}
 
 
 @torch.no_grad()
 def predict(net: ExpressionNet, images: Tensor, batch_size: int = 256) -> dict[str, Tensor]:
-    """``features``, ``proba`` (softmax) and, for the oracle, ``au_proba`` of images in [0, 1] or uint8."""
+    """``features`` and ``proba`` (softmax) of images in [0, 1] or uint8."""
     net.eval()
     out = batched(lambda x: net.outputs(as_float(x)), images, batch_size=batch_size, device=net)
-    res = {"features": out["features"], "proba": out["logits"].softmax(1)}
-    if "au_logits" in out:
-        res["au_proba"] = out["au_logits"].sigmoid()
-    return res
+    return {"features": out["features"], "proba": out["logits"].softmax(1)}
 
 
 def _mlp(d_in: int, hidden: int, d_out: int) -> nn.Sequential:

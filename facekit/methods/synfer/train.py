@@ -14,6 +14,7 @@ from torch import Tensor, nn
 from facekit.config import get_profile
 from facekit.io import disk_cached, to_uint8
 from facekit.methods.common import PoolSampler, as_float
+from facekit.methods.oracle import Oracle
 from facekit.methods.synfer.config import (
     METHOD,
     N_CLASSES,
@@ -201,11 +202,11 @@ def train_classifier(profile: str, cfg: SynFERConfig, data: dict[str, Tensor], n
 
 
 def oracle_loss(model: nn.Module, batch: dict[str, Tensor]) -> Tensor:
-    out = (model.module if hasattr(model, "module") else model).outputs(classifier_views(as_float(batch["image"])))
+    out = model(classifier_views(as_float(batch["image"])))
     return F.cross_entropy(out["logits"], batch["label"]) + F.binary_cross_entropy_with_logits(out["au_logits"], batch["au"])
 
 
-def train_oracle(profile: str | None, cfg: SynFERConfig, progress: bool | None = False) -> ExpressionNet:
+def train_oracle(profile: str | None, cfg: SynFERConfig, progress: bool | None = False) -> Oracle:
     """The independent judge (seed 0, one per profile): emotion and AU heads on renders."""
     profile = get_profile(profile)
     c = cfg.classifier
@@ -214,7 +215,7 @@ def train_oracle(profile: str | None, cfg: SynFERConfig, progress: bool | None =
     data = PoolSampler(lambda: oracle_data(cfg), tc.batch_size)
 
     kw = {"dim": 2 * c.dim, "widths": [2 * w for w in c.widths], "n_classes": N_CLASSES, "n_aus": N_AUS}
-    return train_or_load("synfer-oracle", ExpressionNet, kw, data, tc, profile=profile, progress=progress,
+    return train_or_load("synfer-oracle", Oracle, kw, data, tc, profile=profile, progress=progress,
                          key={"size": cfg.data.size, "framing": cfg.data.framing, "n": cfg.data.n_oracle,
                               "world": cfg.data.oracle_world},
                          loss_fn=oracle_loss).model
