@@ -17,7 +17,7 @@ from facekit import metrics
 from facekit.config import get_profile
 from facekit.io import disk_cached, to_uint8
 from facekit.methods.common import as_float
-from facekit.methods.oracle import Oracle, read
+from facekit.methods.oracle import Oracle
 from facekit.methods.synfer.config import MODES, N_CLASSES, SynFERConfig, profile_config
 from facekit.methods.synfer.data import ACTIVE, labelled_subset, real_sets, requests
 from facekit.methods.synfer.model import ExpressionNet, SynFERPipeline, predict
@@ -33,14 +33,8 @@ from facekit.methods.synfer.train import (
 )
 
 
-def accuracy(net: ExpressionNet, sets: dict[str, Tensor]) -> float:
+def accuracy(net: ExpressionNet | Oracle, sets: dict[str, Tensor]) -> float:
     return metrics.accuracy(sets["label"].numpy(), predict(net, sets["image"])["proba"].argmax(1).numpy())
-
-
-def judge(oracle: Oracle, images: Tensor) -> dict[str, Tensor]:
-    """The oracle's reading of images: ``features``, ``proba`` (emotions) and ``au_proba``."""
-    o = read(oracle, images, batch_size=256)
-    return {"features": o["features"], "proba": o["logits"].softmax(1), "au_proba": o["au_logits"].sigmoid()}
 
 
 class LabelCalibrator:
@@ -128,7 +122,7 @@ def quality(images: Tensor, wanted: dict[str, Tensor], oracle: Oracle, test_feat
             detector: Any | None) -> dict[str, float]:
     """Oracle expression accuracy, AU-control F1 (the detector, else the oracle's AU head, on the
     generated images against the requested AUs) and the Fréchet distance to the real test set."""
-    o = judge(oracle, images)
+    o = predict(oracle, images)
     au_p = detect_aus(detector, as_float(images)) if detector is not None else o["au_proba"]
     return {"oracle_acc": metrics.accuracy(wanted["label"].numpy(), o["proba"].argmax(1).numpy()),
             "au_f1": metrics.multilabel_f1((wanted["au"] > ACTIVE).float().numpy(), au_p.numpy()),
@@ -153,7 +147,7 @@ def run_seed(profile: str | None = None, seed: int = 0, *, progress: bool | None
     test = real["test"]
     oracle = train_oracle(profile, cfg, progress)
     detector, au_source = au_detector(profile)
-    out["oracle/test_acc"] = accuracy_of(judge(oracle, test["image"])["proba"], test["label"])
+    out["oracle/test_acc"] = accuracy(oracle, test)
     ckey = {"classifier": cfg.classifier, "data": cfg.data, "seed": seed}
     cls_a = train_classifier(profile, cfg, lab, "labelled", {**ckey, "set": "labelled"}, progress=progress)
     out["down/a_labelled"] = accuracy(cls_a, test)
@@ -161,7 +155,7 @@ def run_seed(profile: str | None = None, seed: int = 0, *, progress: bool | None
     n1 = N_CLASSES * cfg.data.n_labelled
     gen5 = generate(pipe, cfg, profile, seed, n1 * s.scale_5x, "au_text")
     gen1 = {k: v[:n1] for k, v in gen5.items()}
-    test_feat = judge(oracle, test["image"])["features"]
+    test_feat = predict(oracle, test["image"])["features"]
     for mode in MODES:
         g = gen1 if mode == "au_text" else generate(pipe, cfg, profile, seed, n1, mode)
         for k, v in quality(g["image"], g, oracle, test_feat, detector).items():
@@ -171,18 +165,18 @@ def run_seed(profile: str | None = None, seed: int = 0, *, progress: bool | None
     plain = generate(pipe, cfg, profile, seed, n1, "text")
     for name, g in (("off", plain["image"][:ng]), ("on", guided["image"])):
         out[f"guidance/{name}/oracle_acc"] = metrics.accuracy(guided["label"].numpy(),
-                                                              judge(oracle, g)["proba"].argmax(1).numpy())
+                                                              predict(oracle, g)["proba"].argmax(1).numpy())
     log(f"seed {seed}: generated and scored")
     cal = LabelCalibrator(pipe, s.calib_timestep).fit(lab["image"], lab["label"])
     p_cal, p_cls = cal.predict_proba(gen5["image"]), predict(cls_a, gen5["image"])["proba"]
     res = calibrate(gen5["label"], p_cal, p_cls, s.calib_threshold)
-    read_label = judge(oracle, gen5["image"])["proba"].argmax(1)
+    judge = predict(oracle, gen5["image"])["proba"].argmax(1)
     keep = res["keep"]
     out.update({"calib/calibrator_real_acc": accuracy_of(cal.predict_proba(test["image"]), test["label"]),
                 "calib/changed_frac": float(res["changed"].float().mean()),
                 "calib/dropped_frac": float((~keep).float().mean()),
-                "calib/label_acc_before": float((gen5["label"] == read_label).float().mean()),
-                "calib/label_acc_after": float((res["label"][keep] == read_label[keep]).float().mean()) if keep.any() else 0.0})
+                "calib/label_acc_before": float((gen5["label"] == judge).float().mean()),
+                "calib/label_acc_after": float((res["label"][keep] == judge[keep]).float().mean()) if keep.any() else 0.0})
     sets = {"c_1x": gen1, "c_5x": gen5}
     for name, n in (("d_1x", n1), ("d_5x", n1 * s.scale_5x)):
         k = keep[:n]

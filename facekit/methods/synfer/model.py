@@ -20,6 +20,7 @@ from facekit._version import __version__
 from facekit.io import atomic_write
 from facekit.kernels.contrastive import info_nce
 from facekit.methods.common import as_float, batched
+from facekit.methods.oracle import Oracle, read
 from facekit.methods.synfer.config import SynFERConfig
 from facekit.methods.synfer.data import WordTokenizer
 from facekit.models import ConvEncoder
@@ -267,11 +268,15 @@ class ExpressionNet(nn.Module):
 
 
 @torch.no_grad()
-def predict(net: ExpressionNet, images: Tensor, batch_size: int = 256) -> dict[str, Tensor]:
-    """``features`` and ``proba`` (softmax) of images in [0, 1] or uint8."""
+def predict(net: ExpressionNet | Oracle, images: Tensor, batch_size: int = 256) -> dict[str, Tensor]:
+    """``features``, ``proba`` (softmax) and, for the oracle, ``au_proba`` of images in [0, 1] or uint8."""
     net.eval()
-    out = batched(lambda x: net.outputs(as_float(x)), images, batch_size=batch_size, device=net)
-    return {"features": out["features"], "proba": out["logits"].softmax(1)}
+    out = read(net, images, batch_size) if isinstance(net, Oracle) else \
+        batched(lambda x: net.outputs(as_float(x)), images, batch_size=batch_size, device=net)
+    res = {"features": out["features"], "proba": out["logits"].softmax(1)}
+    if "au_logits" in out:
+        res["au_proba"] = out["au_logits"].sigmoid()
+    return res
 
 
 def _mlp(d_in: int, hidden: int, d_out: int) -> nn.Sequential:
