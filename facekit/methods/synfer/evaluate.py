@@ -45,7 +45,7 @@ class LabelCalibrator:
         self.model: Pipeline | None = None
 
     def features(self, images: Tensor) -> np.ndarray:
-        return self.pipe.features(as_float(images), self.timestep).numpy()
+        return self.pipe.features(images, self.timestep).numpy()
 
     def fit(self, images: Tensor, labels: Tensor) -> LabelCalibrator:
         self.model = sk_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=3000))

@@ -25,6 +25,7 @@ from facekit.methods.synfer.config import SynFERConfig
 from facekit.methods.synfer.data import WordTokenizer
 from facekit.models import ConvEncoder
 from facekit.models.diffusion import ConditionalUNet
+from facekit.models.inputs import check_images
 from facekit.synth.params import AU_NAMES
 from facekit.train import (
     load_pretrained,
@@ -227,7 +228,8 @@ class SynFERPipeline(DiffusionPipeline):
     def features(self, images: Tensor, timestep: int = 200, seed: int = 0, batch_size: int = 256) -> Tensor:
         """UNet features of ``images`` (``N x 3 x H x W`` in [0, 1]) noised to ``timestep`` with fixed
         noise, under the empty prompt and no AUs: the spatial means of the middle block and of each
-        up block, concatenated (the label calibrator's input)."""
+        up block, concatenated (the label calibrator's input). uint8 images are scaled to [0, 1]."""
+        images = check_images(images, uint8=True)
         unet = self.model.unet
         grabbed: list[Tensor] = []
         hooks = [m.register_forward_hook(lambda _m, _i, o: grabbed.append((o[0] if isinstance(o, tuple) else o).mean((2, 3))))
