@@ -294,27 +294,17 @@ def seed_scores(method: str, seed: int = 0, profile: str | None = None, fallback
 
 
 def claim_difference(entries: Mapping[str, Mapping[str, Any]], claim: Any) -> tuple[list[float], list[float], Any]:
-    """A claim's per-seed values of ``ours`` and ``baseline`` (a metric or a fixed bar) in a
-    claims record, and their paired difference (:func:`facekit.metrics.paired_difference`,
-    shifted by the claim's ``margin``)."""
-    from facekit.metrics import paired_difference
-
-    ours = [float(v) for v in entries[claim.ours]["values"] or [entries[claim.ours]["value"]]]
-    if isinstance(claim.baseline, str):
-        base = [float(v) for v in entries[claim.baseline]["values"] or [entries[claim.baseline]["value"]]]
-    else:
-        base = [float(claim.baseline)] * len(ours)
-    shift = -claim.margin if claim.higher_is_better else claim.margin
-    d = paired_difference(np.add(ours, shift), base, higher_is_better=claim.higher_is_better)
-    return ours, base, d
+    """A claim's per-seed values of ``ours`` and ``baseline`` in a claims record, and their
+    paired difference (:meth:`facekit.methods.base.Claim.judge`)."""
+    values = {n: [float(v) for v in entries[n]["values"] or [entries[n]["value"]]] for n in claim.inputs}
+    return claim.judge(values)
 
 
 def claims_table(entries: Mapping[str, Mapping[str, Any]], method: str) -> Any:
     """One row per claim the method declares (its ``CLAIMS``), measured from a claims record (the
     per-seed values ``benchmarks/claims.py`` stores): both sides as mean [95% interval], the
     paired difference, whether every seed goes the claimed way and whether the claim holds. Claims
-    the record judges but ``CLAIMS`` cannot express as a pair of metrics (ratios, differences of
-    differences) follow with the record's own verdict."""
+    the record judges that ``CLAIMS`` does not declare follow with the record's own verdict."""
     import pandas as pd
 
     from facekit.methods import method_module
@@ -330,14 +320,14 @@ def claims_table(entries: Mapping[str, Mapping[str, Any]], method: str) -> Any:
     for c in claims:
         ours, base, d = claim_difference(entries, c)
         rows.append({"claim": c.id, "statement": c.statement, "ours": fmt(ours),
-                     "baseline": fmt(base) if isinstance(c.baseline, str) else f"{c.baseline:g}",
+                     "baseline": f"{c.baseline:g}" if isinstance(c.baseline, int | float) else fmt(base),
                      "difference [95% CI]": f"{d.mean:.3g} [{d.low:.3g}, {d.high:.3g}]" if d.n > 1 else f"{d.mean:.3g}",
                      "every seed": d.every_seed, "holds": d.holds})
     declared = {c.id.split("/")[0] for c in claims}
     for name, e in entries.items():
         cid = name.removesuffix("/holds")
         if name.endswith("/holds") and "/" not in cid and cid not in declared:
-            rows.append({"claim": cid, "statement": "judged by benchmarks/claims.py (not a pair of metrics)",
+            rows.append({"claim": cid, "statement": "judged by benchmarks/claims.py (not in the method's CLAIMS)",
                          "ours": "", "baseline": "", "difference [95% CI]": "", "every seed": None,
                          "holds": bool(e["value"])})
     return pd.DataFrame(rows).set_index("claim")

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from facekit import records as fr
-from facekit.methods import METHODS
+from facekit.methods import METHODS, method_module
 
 REFERENCE = Path(__file__).parents[1] / "results" / "reference" / "cpu"
 
@@ -17,9 +17,9 @@ REFERENCE = Path(__file__).parents[1] / "results" / "reference" / "cpu"
 RECORDED = {
     "comface": {f"C1/{t}/{b}": f"C1/{t}/comface_minus_{b}/mae" for t in ("expression", "weight", "age")
                 for b in ("simclr", "pca")},
-    "fmae_iat": {c: f"{c}/difference" for c in ("F1", "F2", "F4")},
+    "fmae_iat": {c: f"{c}/difference" for c in ("F1", "F2", "F3", "F4")},
     "synfer": {c: f"{c}/difference" for c in ("S1", "S2", "S3", "S4")},
-    "gencon": {"G1": "G1/gencon_minus_single/acc"},
+    "gencon": {"G1": "G1/gencon_minus_single/acc", "G2": "G2/low_gain_minus_best_other_gain"},
     "plugen": {"P1/plugen": "P1/plugen4faces_minus_plugen/id_cos", "P1/linear": "P1/plugen4faces_minus_linear/id_cos",
                "P2": "P2/max_rel_error_minus_bound"},
 }
@@ -40,6 +40,7 @@ def test_claims_table_reproduces_the_recorded_verdicts(results, method):
     table = fr.claims_table(entries, method)
     for claim, name in RECORDED[method].items():
         assert bool(table.loc[claim, "holds"]) == bool(entries[name]["extra"]["holds"]), claim
+    assert list(table.index) == [c.id for c in method_module(method).CLAIMS]  # every recorded claim is declared
 
 
 def test_readers_prefer_the_users_record_and_say_which(results):
@@ -88,3 +89,13 @@ def test_seed_scores_say_when_they_are_the_users_or_another_profiles(results):
         fr.seed_scores("gencon", 3, "smoke")
     with pytest.raises(FileNotFoundError, match=r"method='nothing'.*benchmarks/claims.py --method nothing"):
         fr.seed_scores("nothing", 0, "cpu")
+
+
+@pytest.mark.parametrize("method, cid, name", [("fmae_iat", "F3", "F3/difference"),
+                                                ("gencon", "G2", "G2/low_gain_minus_best_other_gain")])
+def test_derived_claims_measure_what_the_benchmark_recorded(results, method, cid, name):
+    entries, _ = fr.read_record(f"claims_{method}", "cpu")
+    claim = next(c for c in method_module(method).CLAIMS if c.id == cid)
+    ours, base, d = fr.claim_difference(entries, claim)
+    assert [o - b for o, b in zip(ours, base, strict=True)] == pytest.approx(entries[name]["values"])
+    assert d.holds == entries[name]["extra"]["holds"] and d.every_seed == entries[name]["extra"]["every_seed"]
