@@ -56,8 +56,10 @@ def test_readers_prefer_the_users_record_and_say_which(results):
     assert "mine" not in ref["metrics"]  # the reference is never written
 
 
-def test_metric_names_are_checked_against_what_was_written(results):
-    fr.check_metric_names(["claims_fmae_iat:iat_linear/f1", "claims_plugen:curve/plugen4faces/*/1/success"])
+def test_metric_names_are_checked_against_what_the_methods_declare(results):
+    fr.check_metric_names(["claims_fmae_iat:iat_linear/f1", "claims_plugen:curve/plugen4faces/*/1/success",
+                           "claims_comface:comface/age/n*/mae"])
+    fr.check_metric_names(["claims_fmae_iat:mae/f1/AU99"])  # declared (AU* depends on the profile), not recorded
     with pytest.raises(ValueError, match=r"claims_fmae_iat has no metric 'iat_linear/f2'.*iat_linear/f1"):
         fr.check_metric_names(["claims_fmae_iat:iat_linear/f2"])
     with pytest.raises(ValueError, match=r"no record 'claims_fmae'"):
@@ -65,6 +67,18 @@ def test_metric_names_are_checked_against_what_was_written(results):
     with pytest.raises(ValueError, match="'record:metric'"):
         fr.check_metric_names(["iat_linear/f1"])
     assert fr.parse_metric_name(fr.metric_name("claims_gencon", "gencon/acc")) == ("claims_gencon", "gencon/acc")
+    assert fr.expand_names("a/{x,y}/{1,2}") == ["a/x/1", "a/x/2", "a/y/1", "a/y/2"]
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_every_shipped_metric_of_a_method_is_declared(method):
+    """The declarations cover what the runs wrote (at cpu), so a valid scenario never fails."""
+    mod = method_module(method)
+    assert {f"claims_{method}", Path(mod.NOTEBOOK).stem} <= set(mod.METRICS)
+    for record_name in mod.METRICS:
+        written = json.loads((REFERENCE / f"{record_name}.json").read_text())["metrics"]
+        for metric in written:
+            fr.check_metric_name(fr.metric_name(record_name, metric))
 
 
 def test_seed_scores_are_one_seeds_values_without_the_verdicts(results):

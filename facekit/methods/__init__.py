@@ -14,6 +14,7 @@ Every package has the same files (``config``, ``data``, ``model``, ``train``, ``
   and variant: a cold ``cpu`` run of notebook 03 was still in it after 58 minutes, issue 19);
   it reads one seed's figures from the claims record with :func:`facekit.records.seed_scores`
   (``tests/test_notebook_protocols.py``);
+* ``METRICS``: the metric names it writes per record, which a pilot scenario is checked against;
 * ``Config``, ``profile_config``, ``PROFILES`` (the profiles as data), ``NOTEBOOK``, ``TRAIN_HINT``.
 
 :mod:`facekit.methods.common` holds what the packages share (pool samplers, batched inference,

@@ -1,7 +1,7 @@
 """The contract every method package meets, written as Protocols.
 
 A method package (``facekit.methods.<name>``) exposes ``Config``, ``profile_config``,
-``train_and_load``, ``load``, ``run_seed``, ``CLAIMS``, ``NOTEBOOK`` and ``TRAIN_HINT``
+``train_and_load``, ``load``, ``run_seed``, ``CLAIMS``, ``METRICS``, ``NOTEBOOK`` and ``TRAIN_HINT``
 (:class:`MethodPackage`). The models it returns meet one or more capability protocols, which the
 :class:`facekit.analyze.Analyzer` checks its named slots against, so any model with the
 capability fits a slot, not only the one shipped for it.
@@ -90,6 +90,7 @@ class MethodPackage(Protocol):
 
     Config: type
     CLAIMS: Sequence[Claim]
+    METRICS: Mapping[str, Sequence[str]]  # {record: metric-name templates} (facekit.records.declared_metrics)
     NOTEBOOK: str
     TRAIN_HINT: str
 

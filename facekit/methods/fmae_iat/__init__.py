@@ -72,7 +72,7 @@ from facekit.methods.fmae_iat.config import (
     variants,
 )
 from facekit.methods.fmae_iat.data import FaceStream, au_datasets, au_set, fold_split
-from facekit.methods.fmae_iat.evaluate import identity_probe, run_seed
+from facekit.methods.fmae_iat.evaluate import METRICS, identity_probe, run_seed
 from facekit.methods.fmae_iat.model import AUDetector, AUNet
 from facekit.methods.fmae_iat.train import (
     choose_scale,
@@ -115,6 +115,7 @@ DATA_CARDS = {"au_bp4d_like": (lambda: au_datasets(profile_config("cpu", 0).data
                                "intensity is above 0")}
 
 __all__ = [
+    "METRICS",
     "CLAIMS",
     "DATA_CARDS",
     "F4_MARGIN",

@@ -72,6 +72,7 @@ from facekit.methods.gencon.config import (
 )
 from facekit.methods.gencon.data import expression_set, oracle_pairs
 from facekit.methods.gencon.evaluate import (
+    METRICS,
     classification_scores,
     reference_scores,
     run_seed,
@@ -126,6 +127,7 @@ CLAIMS = (
 )
 
 __all__ = [
+    "METRICS",
     "BIN_NAMES",
     "CLAIMS",
     "METHOD",

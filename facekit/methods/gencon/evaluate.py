@@ -72,3 +72,15 @@ def run_seed(profile: str | None = None, seed: int = 0, *, progress: bool | None
     out.update({f"reference/{k}": v for k, v in reference_scores(model.reference(x), test, oracle).items()})
     log(f"seed {seed}: evaluated")
     return out
+
+
+# The metric names this method's runs write, per record: ``run_seed`` (above) for the claims record,
+# with the verdicts benchmarks/claims.py adds, and the notebook's own record. A scenario naming
+# ``record:metric`` is checked against these when it is loaded (facekit.records.check_metric_name):
+# ``{a,b}`` is either alternative, ``*`` a part that depends on the profile.
+REFERENCE_METRICS = ("reference/{l1,mse,ssim,copy_l1,copy_mse,copy_ssim,id_sim,id_sim_true_neutral}",)
+METRICS = {"claims_gencon": ("{gencon,stage2,single}/{acc,f1}", "{gencon,stage2,single}/{acc,f1}_{low,medium,high}",
+                             *REFERENCE_METRICS, "G1/gencon_minus_single/acc", "G2/low_gain_minus_best_other_gain",
+                             "{G1,G2}/holds"),
+           "05_reference_faces": ("{gencon,single}/{acc,f1}", "{gencon,single}/{acc,f1}_{low,medium,high}",
+                                  *REFERENCE_METRICS)}

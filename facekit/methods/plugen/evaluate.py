@@ -274,3 +274,21 @@ def run_seed_with_curves(profile: str | None = None, seed: int = 0, *, progress:
         out[f"outside/{method}/ssim"] = float(g["ssim_out"].mean())
     log(f"seed {seed}: evaluated")
     return out, curves
+
+
+# The metric names this method's runs write, per record: ``run_seed`` (above) for the claims record,
+# with the verdicts benchmarks/claims.py adds, and the notebook's own record. A scenario naming
+# ``record:metric`` is checked against these when it is loaded (facekit.records.check_metric_name):
+# ``{a,b}`` is either alternative, ``*`` a part that depends on the profile.
+METRICS = {
+    "claims_plugen": ("curve/{plugen4faces,plugen,linear}/{age,eyes_closed,glasses,mouth_open,smile,weight,yaw}/*/"
+                      "{success,id_cos,code_dist,psnr_out,ssim_out}",
+                      "matched/{plugen4faces,plugen,linear}/{age,eyes_closed,glasses,mouth_open,smile,weight,yaw}/"
+                      "{id_cos,code_dist}", "matched/{age,eyes_closed,glasses,mouth_open,smile,weight,yaw}/s_star",
+                      "P1/{plugen4faces,plugen,linear}/{id_cos,code_dist}", "P1/plugen4faces_minus_{plugen,linear}/{id_cos,code_dist}",
+                      "P2/{plugen4faces,plugen}/{f32,f64}/{max,mean}", "P2/max_rel_error_minus_bound", "{P1,P2}/holds",
+                      "ae/{psnr,ssim}", "outside/{plugen4faces,plugen,linear}/{psnr,ssim}", "oracle/{code_r2,verify_auc}",
+                      "oracle/mae/{age,eyes_closed,glasses,mouth_open,smile,weight,yaw}"),
+    "06_identity_aware_editing": ("P1/{plugen4faces,plugen,linear}/{id_cos,code_dist}", "P2/{plugen4faces,plugen}/{f32,f64}/max",
+                                  "ae/psnr", "outside/{plugen4faces,plugen,linear}/psnr"),
+}

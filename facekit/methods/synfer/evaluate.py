@@ -197,3 +197,16 @@ def run_seed(profile: str | None = None, seed: int = 0, *, progress: bool | None
 
 def accuracy_of(proba: Tensor, labels: Tensor) -> float:
     return metrics.accuracy(labels.numpy(), proba.argmax(1).numpy())
+
+
+# The metric names this method's runs write, per record: ``run_seed`` (above) for the claims record,
+# with the verdicts benchmarks/claims.py adds, and the notebook's own record. A scenario naming
+# ``record:metric`` is checked against these when it is loaded (facekit.records.check_metric_name):
+# ``{a,b}`` is either alternative, ``*`` a part that depends on the profile.
+QUALITY_METRICS = ("quality/{au_text,text,uncond}/{oracle_acc,au_f1,fd}", "guidance/{off,on}/oracle_acc")
+METRICS = {"claims_synfer": (*QUALITY_METRICS, "calib/{calibrator_real_acc,changed_frac,dropped_frac,label_acc_before,"
+                                               "label_acc_after}",
+                             "down/{a_labelled,b_moco,c_1x,c_5x,d_1x,d_5x}", "generator/cond_gain/t*", "oracle/test_acc",
+                             "{S1,S2,S3,S4}/difference"),
+           "04_synfer": (*QUALITY_METRICS, "calib/{relabelled,dropped,label_acc_before,label_acc_after}",
+                         "classifier_a/test_acc")}
