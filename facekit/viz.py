@@ -1,9 +1,12 @@
-"""Figures. Every figure has a title and labelled axes, so it reads on its own."""
+"""Figures, and the update rule of the interactive widgets that show them. Every figure has a
+title and labelled axes, so it reads on its own."""
 
 from __future__ import annotations
 
+import abc
 import io
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 import matplotlib.pyplot as plt
@@ -15,6 +18,31 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from facekit.synth.params import FaceParams
+
+
+class Controls(abc.ABC):
+    """A widget's controls: :meth:`_update` redraws once per moved control (wire each to
+    :meth:`_on_change`), and once for controls set together (:meth:`setting`), not once each."""
+
+    _quiet = False
+
+    @abc.abstractmethod
+    def _update(self) -> None:
+        """Redraw from the controls' values."""
+
+    def _on_change(self, _change: object = None) -> None:
+        if not self._quiet:
+            self._update()
+
+    @contextmanager
+    def setting(self) -> Iterator[None]:
+        """Set several controls inside; one redraw when the block ends."""
+        self._quiet = True
+        try:
+            yield
+        finally:
+            self._quiet = False
+        self._update()
 
 
 def to_numpy_image(img: torch.Tensor) -> np.ndarray:

@@ -10,7 +10,7 @@ from matplotlib.figure import Figure
 
 from facekit.methods.plugen.config import ATTRIBUTE_NAMES, ATTRIBUTES, EDIT_METHODS
 from facekit.methods.plugen.model import PlugenEditor
-from facekit.viz import face_grid, history_lines, png_bytes
+from facekit.viz import Controls, face_grid, history_lines, png_bytes
 from facekit.viz import history_figure as plot_history
 
 METHOD_LABELS = {"plugen4faces": "PluGeN4Faces (identity loss)", "plugen": "PluGeN (no identity loss)",
@@ -103,7 +103,7 @@ def photo_edits(editor: PlugenEditor, crops: torch.Tensor, edits: dict[str, dict
                      xlabel="reconstruction, then edit and method", ylabel="real face", cell=1.25)
 
 
-class EditorWidget:
+class EditorWidget(Controls):
     """Pick a face, move a slider per attribute, see the three methods side by side.
 
     Sliders start at the face's true levels; only attributes moved away from them are edited.
@@ -134,7 +134,6 @@ class EditorWidget:
                                                   widgets.HBox(boxes)]), self.caption])
         self.widget.add_class("facekit-explorer")
         self.updates = 0
-        self._quiet = False
         self._on_face()
 
     def targets(self) -> dict[str, float]:
@@ -153,15 +152,9 @@ class EditorWidget:
         return out
 
     def _on_face(self, _change: object = None) -> None:
-        self._quiet = True
-        for k, s in enumerate(self.sliders.values()):
-            s.value = round(float(self.levels[self.face.value, k]) / 0.05) * 0.05
-        self._quiet = False
-        self._update()
-
-    def _on_change(self, _change: object = None) -> None:
-        if not self._quiet:
-            self._update()
+        with self.setting():
+            for k, s in enumerate(self.sliders.values()):
+                s.value = round(float(self.levels[self.face.value, k]) / 0.05) * 0.05
 
     def _update(self) -> None:
         for k, img in self.render().items():
