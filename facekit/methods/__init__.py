@@ -11,7 +11,7 @@ Every package has the same files (``config``, ``data``, ``model``, ``train``, ``
 * ``run_seed(profile=None, seed=0, *, progress=False, log=print) -> dict[str, float]``: every
   number of the method's claims for one seed; ``CLAIMS`` says which of them are claims.
   ``benchmarks/claims.py`` runs it; a notebook never does (a seed trains every baseline, fold
-  and variant: a cold ``cpu`` run of notebook 03 was still in it after 58 minutes, issue 19);
+  and variant, too long for a notebook: the measurement is in fmae_iat/MODEL_CARD.md, issue 19);
   it reads one seed's figures from the claims record with :func:`facekit.records.seed_scores`
   (``tests/test_notebook_protocols.py``);
 * ``METRICS``: the metric names it writes per record, which a pilot scenario is checked against;
