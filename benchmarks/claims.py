@@ -7,8 +7,9 @@ Writes metric records to ``results/<profile>/claims_<method>.json`` (through
 ``benchmarks/RESULTS.md`` (machine, commit, date, command, wall time). A claim holds when every
 seed goes the claimed way and the 95% interval of the paired difference excludes zero
 (``facekit.metrics.claim_holds``). The seeds run in one loop for every method (:func:`run_seeds`);
-each method's ``CLAIMS`` (its package) says which metrics are claims, and ``claims_<method>.py``
-beside this file turns the per-seed metrics into that method's records and tables.
+each method's ``CLAIMS`` (its package) says which metrics are claims, judged in one loop
+(:func:`judged`), and ``claims_<method>.py`` beside this file turns the per-seed metrics and
+verdicts into that method's records and tables.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from pathlib import Path
 
 from facekit import metrics, records
 from facekit.config import get_profile
+from facekit.methods.base import Claim
+from facekit.metrics import PairedDifference
 
 HERE = Path(__file__).parent
 RESULTS_MD = HERE / "RESULTS.md"
@@ -55,6 +58,14 @@ def run_seeds(method: str, profile: str, seeds: Sequence[int]) -> dict[str, list
                                                                              flush=True))
             for s in seeds]
     return {k: [r[k] for r in runs] for k in runs[0] if all(k in r for r in runs)}
+
+
+def judged(method: str, per: dict[str, list[float]]) -> list[tuple[Claim, list[float], list[float], PairedDifference]]:
+    """Every claim the method declares in ``CLAIMS``, judged on the seeds' metrics (one loop for
+    every method): the claim, both sides per seed and the paired difference with its verdict."""
+    from facekit.methods import method_module
+
+    return [(c, *c.judge(per)) for c in method_module(method).CLAIMS]
 
 
 def fmt(values: Sequence[float], digits: int = 3) -> str:

@@ -5,10 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from claims import fmt, seed_metric
+from claims import fmt, judged, seed_metric
 
 from facekit import metrics, records
-from facekit.methods.fmae_iat import F4_MARGIN
 
 
 def _row(claim: str, what: str, ours: list[float], theirs: list[float], d: metrics.PairedDifference) -> str:
@@ -41,20 +40,8 @@ def claims(profile: str, seeds: Sequence[int], per: dict[str, list[float]]) -> t
                                    values=tuple(np.subtract(ours, theirs)), ci_method="t",
                                    extra={"every_seed": d.every_seed, "holds": d.holds, **(extra or {})}))
 
-    claim("F1", "MAE-pretrained > same ViT from scratch (no IAT), mean F1", f1["mae"], f1["scratch"],
-          metrics.paired_difference(f1["mae"], f1["scratch"]))
-    claim("F2", "MAE + IAT (linear head, chosen scale) > MAE without IAT, mean F1", f1["iat_linear"], f1["mae"],
-          metrics.paired_difference(f1["iat_linear"], f1["mae"]))
-    # F3: share of the probe's distance to chance that IAT removes, against one half (undefined,
-    # and the claim cannot hold, when the probe without IAT is not above chance).
-    share = [(a - b) / (a - c) if a > c else float("nan")
-             for a, b, c in zip(probe["mae"], probe["iat_linear"], chance, strict=True)]
-    claim("F3", "IAT removes >= 1/2 of the identity probe's distance to chance (share removed vs 0.5)", share,
-          [0.5] * len(share), metrics.paired_difference(share, [0.5] * len(share)))
-    diff4 = list(np.subtract(f1["iat_linear"], f1["iat_mlp"]))
-    d4 = metrics.paired_difference(np.add(diff4, F4_MARGIN), np.zeros(len(diff4)))
-    claim("F4", f"linear identity head at least as good as MLP, mean F1 (non-inferiority, margin {F4_MARGIN})",
-          f1["iat_linear"], f1["iat_mlp"], d4, {"margin": F4_MARGIN})
+    for c, ours, theirs, d in judged("fmae_iat", per):
+        claim(c.id, c.statement, ours, theirs, d, {"margin": abs(c.margin)} if c.margin else None)
     strict4 = metrics.paired_difference(f1["iat_linear"], f1["iat_mlp"])
     for name, ok in holds.items():
         recs.append(records.Metric(f"{name}/holds", float(ok)))

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from claims import fmt, seed_metric
+from claims import fmt, judged, seed_metric
 
-from facekit import metrics, records
+from facekit import records
 
 ROWS = {
     "down/a_labelled": "(a) small labelled set only, from scratch",
@@ -36,9 +36,8 @@ def claims(profile: str, seeds: Sequence[int], per: dict[str, list[float]]) -> t
              f"{cfg.data.n_test} per class. AU labels of the pool: {au_source}. Generator: {extra['generator']}.", "",
              "| claim | comparison | ours | baseline | difference | every seed | holds |", "|---|---|---|---|---|---|---|"]
     held = {}
-    for cid, text, ours_k, base_k in ((c.id, c.statement, c.ours, c.baseline) for c in synfer.CLAIMS):
-        ours, base = per[ours_k], per[base_k]
-        d = metrics.paired_difference(ours, base, higher_is_better=True)
+    for c, ours, base, d in judged("synfer", per):
+        cid, text, ours_k, base_k = c.id, c.statement, c.ours, c.baseline
         held[cid] = d.holds
         recs.append(records.Metric(f"{cid}/difference", d.mean, ci=(d.low, d.high), n=d.n, seeds=tuple(seeds),
                                    values=tuple(np.subtract(ours, base)), ci_method="t",

@@ -43,7 +43,7 @@ import numpy as np
 
 from facekit.config import get_profile
 from facekit.metrics import mean_ci
-from facekit.records import load_records, parse_metric_name
+from facekit.records import check_metric_name, load_records, parse_metric_name
 from facekit.schema import from_mapping, load_yaml
 
 SCENARIO_DIR = Path(__file__).with_name("scenarios")
@@ -60,12 +60,15 @@ class KPISource:
     @classmethod
     def parse(cls, text: str, field_name: str) -> KPISource:
         """The single place a scenario's metric names are checked (every KPI field goes through
-        here when a scenario is loaded)."""
+        here when a scenario is loaded): the form ``record:metric``, and a metric some method
+        declares it writes (:func:`facekit.records.check_metric_name`). One that is declared but
+        not recorded yet loads, and the report marks it MISSING."""
         try:
-            return cls(*parse_metric_name(text))
+            parse_metric_name(text)
         except ValueError:
             raise ValueError(f"{field_name}={text!r} is not valid; write it as 'record:metric', "
                              "e.g. 'claims_fmae_iat:iat_linear/f1'") from None
+        return cls(*check_metric_name(text, field_name))
 
     def __str__(self) -> str:
         return f"{self.record}:{self.metric}"

@@ -28,9 +28,9 @@ from facekit.config import config_hash, get_profile, results_dir
 from facekit.io import atomic_write
 from facekit.metrics import ArrayLike, as_numpy, bootstrap_ci, mean_ci
 
-__all__ = ["Metric", "Records", "SeedScores", "check_metric_names", "claim_difference", "claims_table",
-           "git_revision", "load_records", "metric_name", "parse_metric_name", "read_record", "record",
-           "reference_dir", "seed_scores"]
+__all__ = ["Metric", "Records", "SeedScores", "check_metric_name", "check_metric_names", "claim_difference",
+           "claims_table", "declared_metrics", "expand_names", "git_revision", "load_records", "metric_name",
+           "parse_metric_name", "read_record", "record", "reference_dir", "seed_scores"]
 
 
 @dataclass(frozen=True)
@@ -294,27 +294,17 @@ def seed_scores(method: str, seed: int = 0, profile: str | None = None, fallback
 
 
 def claim_difference(entries: Mapping[str, Mapping[str, Any]], claim: Any) -> tuple[list[float], list[float], Any]:
-    """A claim's per-seed values of ``ours`` and ``baseline`` (a metric or a fixed bar) in a
-    claims record, and their paired difference (:func:`facekit.metrics.paired_difference`,
-    shifted by the claim's ``margin``)."""
-    from facekit.metrics import paired_difference
-
-    ours = [float(v) for v in entries[claim.ours]["values"] or [entries[claim.ours]["value"]]]
-    if isinstance(claim.baseline, str):
-        base = [float(v) for v in entries[claim.baseline]["values"] or [entries[claim.baseline]["value"]]]
-    else:
-        base = [float(claim.baseline)] * len(ours)
-    shift = -claim.margin if claim.higher_is_better else claim.margin
-    d = paired_difference(np.add(ours, shift), base, higher_is_better=claim.higher_is_better)
-    return ours, base, d
+    """A claim's per-seed values of ``ours`` and ``baseline`` in a claims record, and their
+    paired difference (:meth:`facekit.methods.base.Claim.judge`)."""
+    values = {n: [float(v) for v in entries[n]["values"] or [entries[n]["value"]]] for n in claim.inputs}
+    return claim.judge(values)
 
 
 def claims_table(entries: Mapping[str, Mapping[str, Any]], method: str) -> Any:
     """One row per claim the method declares (its ``CLAIMS``), measured from a claims record (the
     per-seed values ``benchmarks/claims.py`` stores): both sides as mean [95% interval], the
     paired difference, whether every seed goes the claimed way and whether the claim holds. Claims
-    the record judges but ``CLAIMS`` cannot express as a pair of metrics (ratios, differences of
-    differences) follow with the record's own verdict."""
+    the record judges that ``CLAIMS`` does not declare follow with the record's own verdict."""
     import pandas as pd
 
     from facekit.methods import method_module
@@ -330,14 +320,14 @@ def claims_table(entries: Mapping[str, Mapping[str, Any]], method: str) -> Any:
     for c in claims:
         ours, base, d = claim_difference(entries, c)
         rows.append({"claim": c.id, "statement": c.statement, "ours": fmt(ours),
-                     "baseline": fmt(base) if isinstance(c.baseline, str) else f"{c.baseline:g}",
+                     "baseline": f"{c.baseline:g}" if isinstance(c.baseline, int | float) else fmt(base),
                      "difference [95% CI]": f"{d.mean:.3g} [{d.low:.3g}, {d.high:.3g}]" if d.n > 1 else f"{d.mean:.3g}",
                      "every seed": d.every_seed, "holds": d.holds})
     declared = {c.id.split("/")[0] for c in claims}
     for name, e in entries.items():
         cid = name.removesuffix("/holds")
         if name.endswith("/holds") and "/" not in cid and cid not in declared:
-            rows.append({"claim": cid, "statement": "judged by benchmarks/claims.py (not a pair of metrics)",
+            rows.append({"claim": cid, "statement": "judged by benchmarks/claims.py (not in the method's CLAIMS)",
                          "ours": "", "baseline": "", "difference [95% CI]": "", "every seed": None,
                          "holds": bool(e["value"])})
     return pd.DataFrame(rows).set_index("claim")
@@ -360,29 +350,77 @@ def parse_metric_name(text: str) -> tuple[str, str]:
     return record_name, metric
 
 
-def check_metric_names(names: Sequence[str], profile: str | None = "cpu") -> None:
-    """Raise ``ValueError`` for any ``record:metric`` in ``names`` that no record of ``profile``
-    holds (a ``*`` in the metric must match at least one), naming the closest names written.
+def expand_names(template: str) -> list[str]:
+    """The metric names a declared template stands for: each ``{a,b}`` is one of its
+    alternatives (every combination); a ``*`` stays (a part that depends on the profile, such as
+    the number of labelled pairs)."""
+    m = re.search(r"\{([^{}]*)\}", template)
+    if m is None:
+        return [template]
+    return [n for alt in m.group(1).split(",") for n in expand_names(template[:m.start()] + alt + template[m.end():])]
 
-    The records are what the methods and notebooks wrote (the user's, else the shipped
-    reference), so a scenario that names a metric nothing writes fails when it is loaded,
-    not when the report is drawn.
-    """
-    import difflib
-    import fnmatch
 
-    recs = load_records(profile)
-    bad = []
-    for text in names:
-        record_name, metric = parse_metric_name(text)
-        if record_name not in recs:
-            close = difflib.get_close_matches(record_name, list(recs), n=3)
-            bad.append(f"{text!r}: no record {record_name!r} (records: {close or sorted(recs)})")
+@functools.cache
+def declared_metrics() -> dict[str, tuple[str, ...]]:
+    """``{record: templates}``: the metric names every method declares it writes (its
+    ``METRICS``, next to the code that builds the names), for its claims record and its notebook's."""
+    from facekit.methods import METHODS, method_module
+
+    out: dict[str, tuple[str, ...]] = {}
+    for name in METHODS:
+        for record_name, templates in method_module(name).METRICS.items():
+            out[record_name] = out.get(record_name, ()) + tuple(templates)
+    return out
+
+
+def _globs_meet(a: str, b: str) -> bool:
+    """Whether some name matches both patterns (``*`` is the only wildcard in either)."""
+    seen: set[tuple[int, int]] = set()
+    todo = [(0, 0)]
+    while todo:
+        i, j = todo.pop()
+        if (i, j) in seen:
             continue
-        written = recs[record_name]
-        found = fnmatch.filter(written, metric) if "*" in metric else [metric] if metric in written else []
-        if not found:
-            close = difflib.get_close_matches(metric, list(written), n=3)
-            bad.append(f"{text!r}: {record_name} has no metric {metric!r} (closest: {close})")
-    if bad:
-        raise ValueError("unknown metric names: " + "; ".join(bad))
+        seen.add((i, j))
+        if i == len(a) and j == len(b):
+            return True
+        if i < len(a) and a[i] == "*":
+            todo.append((i + 1, j))
+        if j < len(b) and b[j] == "*":
+            todo.append((i, j + 1))
+        if i < len(a) and j < len(b):
+            if a[i] == "*" and b[j] == "*":
+                todo += [(i, j + 1), (i + 1, j)]
+            elif a[i] == "*":
+                todo.append((i, j + 1))
+            elif b[j] == "*":
+                todo.append((i + 1, j))
+            elif a[i] == b[j]:
+                todo.append((i + 1, j + 1))
+    return False
+
+
+def check_metric_name(text: str, key: str = "metric") -> tuple[str, str]:
+    """``(record, metric)`` of a ``record:metric`` that some method declares it writes (a ``*``
+    in the metric must meet a declared name), else ``ValueError`` naming ``key``, the value and
+    the valid names. A declared metric with no record yet passes: readers report it MISSING."""
+    import difflib
+
+    record_name, metric = parse_metric_name(text)
+    declared = declared_metrics()
+    if record_name not in declared:
+        raise ValueError(f"{key}={text!r} is not valid: no record {record_name!r} is written by a method; "
+                         f"valid records: {sorted(declared)}")
+    names = [n for t in declared[record_name] for n in expand_names(t)]
+    if not any(_globs_meet(metric, n) for n in names):
+        close = difflib.get_close_matches(metric, names, n=3, cutoff=0.5)
+        raise ValueError(f"{key}={text!r} is not valid: {record_name} has no metric {metric!r} that a method writes "
+                         f"(closest: {close}); valid names in {record_name}: {list(declared[record_name])} "
+                         "({a,b} is either, * any value)")
+    return record_name, metric
+
+
+def check_metric_names(names: Sequence[str]) -> None:
+    """:func:`check_metric_name` for each of ``names``."""
+    for text in names:
+        check_metric_name(text)

@@ -1,9 +1,12 @@
-"""Figures. Every figure has a title and labelled axes, so it reads on its own."""
+"""Figures, and the update rule of the interactive widgets that show them. Every figure has a
+title and labelled axes, so it reads on its own."""
 
 from __future__ import annotations
 
+import abc
 import io
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 import matplotlib.pyplot as plt
@@ -15,6 +18,31 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from facekit.synth.params import FaceParams
+
+
+class Controls(abc.ABC):
+    """A widget's controls: :meth:`_update` redraws once per moved control (wire each to
+    :meth:`_on_change`), and once for controls set together (:meth:`setting`), not once each."""
+
+    _quiet = False
+
+    @abc.abstractmethod
+    def _update(self) -> None:
+        """Redraw from the controls' values."""
+
+    def _on_change(self, _change: object = None) -> None:
+        if not self._quiet:
+            self._update()
+
+    @contextmanager
+    def setting(self) -> Iterator[None]:
+        """Set several controls inside; one redraw when the block ends."""
+        self._quiet = True
+        try:
+            yield
+        finally:
+            self._quiet = False
+        self._update()
 
 
 def to_numpy_image(img: torch.Tensor) -> np.ndarray:
@@ -103,6 +131,52 @@ def histograms(columns: dict[str, np.ndarray], title: str, units: dict[str, str]
     for ax in list(axes.flat)[len(names):]:
         ax.axis("off")
     fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+History = Sequence[Mapping[str, float]]
+HistoryLine = tuple[History, str, str]  # (a training history, the logged key to draw, the line's label)
+
+
+def history_lines(history: History, keys: Mapping[str, str] | Sequence[str]) -> list[HistoryLine]:
+    """The lines of :func:`history_figure` for some keys of one history (a mapping gives each
+    key its label; a sequence labels each line with its key)."""
+    labels = keys if isinstance(keys, Mapping) else {k: k for k in keys}
+    return [(history, k, label) for k, label in labels.items()]
+
+
+def history_figure(panels: Mapping[str, Sequence[HistoryLine]], title: str, *, ylabel: str | Sequence[str] = "loss",
+                   xlabel: str = "training step", log: bool = True, colours: Mapping[str, str] | None = None,
+                   marker: str | None = None) -> Figure:
+    """Logged training losses against the step: one panel per entry of ``panels`` (titled by its
+    key), one line per ``(history, key, label)`` in it, drawn over the log entries that hold the
+    key (a key a run did not log draws nothing). ``title`` titles the figure (a single panel:
+    the panel itself); ``ylabel`` is one label or one per panel; ``colours`` keeps a line's
+    colour by label across panels. Every method's training-history figure is this one.
+    """
+    ylabels = [ylabel] * len(panels) if isinstance(ylabel, str) else list(ylabel)
+    if len(ylabels) != len(panels):
+        raise ValueError(f"ylabel has {len(ylabels)} labels for {len(panels)} panels; pass one label or one per panel")
+    width = 6 if len(panels) == 1 else 3.6 * len(panels)
+    fig, axes = plt.subplots(1, len(panels), figsize=(width, 3.2), squeeze=False)
+    for ax, (name, lines), yl in zip(axes[0], panels.items(), ylabels, strict=True):
+        for history, key, label in lines:
+            rows = [h for h in history if key in h]
+            if rows:
+                ax.plot([h["step"] for h in rows], [h[key] for h in rows], label=label, marker=marker, ms=3,
+                        color=(colours or {}).get(label))
+        ax.set(xlabel=xlabel, ylabel=f"{yl} (log scale)" if log else yl)
+        if log and ax.lines:
+            ax.set_yscale("log")
+        if len(panels) > 1:
+            ax.set_title(name, fontsize=9)
+        if len(ax.lines) > 1:
+            ax.legend(fontsize=8)
+    if len(panels) == 1:
+        axes[0, 0].set_title(title)
+    else:
+        fig.suptitle(title)
     fig.tight_layout()
     return fig
 

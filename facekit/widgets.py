@@ -10,7 +10,7 @@ import torch
 
 from facekit.synth.params import AU_FACS, AU_NAMES, RANGES, FaceParams, identity_codes
 from facekit.synth.render import render
-from facekit.viz import png_bytes
+from facekit.viz import Controls, png_bytes
 
 # slider name -> (FaceParams field, min, max, step, default)
 FACTOR_SLIDERS: dict[str, tuple[str, float, float, float, float]] = {
@@ -107,7 +107,7 @@ PILOT_SLIDERS: dict[str, tuple[float, float, float]] = {
 }
 
 
-class PilotExplorer:
+class PilotExplorer(Controls):
     """Pick a scenario and move its drivers: the ROI, payback and recommendation are recomputed
     from the same metric records the report reads (``facekit.pilot``), so a meeting can ask
     "what if we had twice the volume?" and see the answer with its uncertainty."""
@@ -137,7 +137,6 @@ class PilotExplorer:
                                     widgets.VBox([self.figure, self.summary])])
         self.widget.add_class("facekit-explorer")
         self.updates = 0
-        self._quiet = False
         self._on_scenario()
 
     def current(self) -> object:
@@ -150,16 +149,10 @@ class PilotExplorer:
 
     def _on_scenario(self, _change: object = None) -> None:
         base = self.scenarios[self.scenario.value]
-        self._quiet = True  # one update for the whole scenario, not one per slider
-        for name, s in self.sliders.items():
-            s.max = max(s.max, float(getattr(base, name)))
-            s.value = float(getattr(base, name))
-        self._quiet = False
-        self._update()
-
-    def _on_change(self, _change: object = None) -> None:
-        if not self._quiet:
-            self._update()
+        with self.setting():  # one update for the whole scenario, not one per slider
+            for name, s in self.sliders.items():
+                s.max = max(s.max, float(getattr(base, name)))
+                s.value = float(getattr(base, name))
 
     def _update(self) -> None:
         import math

@@ -52,6 +52,20 @@ def test_render_pool_chunks_stores_uint8_and_caches(tmp_path, monkeypatch):
     assert seen == [2, 2, 1]  # read back, not rendered again
 
 
+def test_render_pool_finish_sees_every_row_and_its_result_is_cached(tmp_path, monkeypatch):
+    monkeypatch.setenv("FACEKIT_CACHE", str(tmp_path))
+    calls = []
+
+    def finish(rows):
+        calls.append(len(rows["i"]))
+        return {"i": rows["i"], "total": rows["i"].sum().reshape(1)}
+
+    pool = render_pool("t", {"v": 2}, 5, lambda idx: {"i": idx}, chunk=2, finish=finish)
+    assert calls == [5] and int(pool["total"]) == 10
+    assert int(render_pool("t", {"v": 2}, 5, lambda idx: {"i": idx}, chunk=2, finish=finish)["total"]) == 10
+    assert calls == [5]  # the finished pool is what is cached
+
+
 @dataclass
 class _Inner:
     a: int = 1

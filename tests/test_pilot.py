@@ -12,7 +12,7 @@ from facekit.report import markdown, write_report
 
 # Worked by hand (see the comments): every term of the cost model is a round number.
 HAND = dict(
-    name="hand", description="a case worked on paper", quality="claims_x:f1",
+    name="hand", description="a case worked on paper", quality="claims_gencon:gencon/acc",
     decisions_per_month=1000, baseline_error_rate=0.3, cost_per_error=10,
     images_needed=100, labels_per_image=2, real_cost_per_image=1, real_cost_per_label=0.5,  # real: 2 per image
     synthetic_fraction=0.5, synthetic_images_per_compute_hour=1000, compute_hour_cost=2,  # synthetic: 0.002
@@ -23,7 +23,7 @@ HAND = dict(
 
 
 def _records(values=(0.78, 0.80, 0.82)):
-    return {"claims_x": {"f1": {"value": sum(values) / len(values), "values": list(values), "ci": None,
+    return {"claims_gencon": {"gencon/acc": {"value": sum(values) / len(values), "values": list(values), "ci": None,
                                 "time": "2026-11-24T00:00:00+00:00", "git_rev": "abc"}}}
 
 
@@ -62,8 +62,8 @@ def test_recommendation_rules():
                           records=_records())
     assert slow.recommendation == "extend the pilot" and slow.reasons[0].startswith("payback 1.") and "months is over 1" in slow.reasons[0]
     missing = pilot.evaluate(s, "smoke", records={})
-    assert missing.recommendation == "extend the pilot" and "claims_x:f1" in missing.reasons[0]
-    assert missing.records["claims_x"]["status"] == "MISSING"
+    assert missing.recommendation == "extend the pilot" and "claims_gencon:gencon/acc" in missing.reasons[0]
+    assert missing.records["claims_gencon"]["status"] == "MISSING"
     blocked = pilot.evaluate(dataclasses.replace(s, compliance_block="not allowed here"), "smoke", records=_records())
     assert blocked.recommendation == "stop" and "not allowed here" in blocked.reasons[0]
 
@@ -77,6 +77,15 @@ def test_bad_scenarios_name_the_field():
         pilot.Scenario.from_dict({**HAND, "volume": 3})
     with pytest.raises(ValueError, match=r"quality='f1' is not valid; write it as 'record:metric'"):
         pilot.Scenario.from_dict({**HAND, "quality": "f1"})
+    with pytest.raises(ValueError, match=r"^id_preservation='claims_plugen:P1/plugen4faces/id_sim' is not valid: "
+                                         r"claims_plugen has no metric 'P1/plugen4faces/id_sim' that a method writes "
+                                         r"\(closest: \['P1/plugen4faces/id_cos'.*valid names in claims_plugen: "):
+        pilot.Scenario.from_dict({**HAND, "id_preservation": "claims_plugen:P1/plugen4faces/id_sim"})
+    with pytest.raises(ValueError, match=r"attribute_success='claims_plugin:ae/psnr' is not valid: no record "
+                                         r"'claims_plugin' is written by a method; valid records: \[.*'claims_plugen'"):
+        pilot.Scenario.from_dict({**HAND, "attribute_success": "claims_plugin:ae/psnr"})
+    with pytest.raises(ValueError, match=r"quality='claims_gencon:gencon/\*/x' is not valid"):  # no name fits the *
+        pilot.Scenario.from_dict({**HAND, "quality": "claims_gencon:gencon/*/x"})
     with pytest.raises(ValueError, match=r"not a file; pass a YAML file or one of \[.*production_line"):
         pilot.Scenario.load("nope.yaml")
 
@@ -91,15 +100,16 @@ def test_example_scenarios_load_and_hr_is_blocked():
 
 def test_report_from_records_written_by_a_test(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("FACEKIT_RESULTS", str(tmp_path / "results"))
-    records.record("claims_x", [records.Metric.from_seeds("f1", [0.78, 0.8, 0.82], [0, 1, 2])], profile="smoke")
+    records.record("claims_gencon", [records.Metric.from_seeds("gencon/acc", [0.78, 0.8, 0.82], [0, 1, 2])],
+                   profile="smoke")
     scenario = tmp_path / "s.yaml"
     import yaml
 
-    scenario.write_text(yaml.safe_dump({**HAND, "id_preservation": "claims_y:idp"}))
+    scenario.write_text(yaml.safe_dump({**HAND, "id_preservation": "claims_plugen:P1/plugen4faces/id_cos"}))
     r = pilot.evaluate(scenario, "smoke")
-    assert r.kpis["quality"].values == (0.78, 0.8, 0.82) and r.records["claims_y"]["status"] == "MISSING"
+    assert r.kpis["quality"].values == (0.78, 0.8, 0.82) and r.records["claims_plugen"]["status"] == "MISSING"
     md = markdown(r)
-    assert "Recommendation: GO" in md and "| claims_y | MISSING |" in md and "ID preservation | MISSING" in md
+    assert "Recommendation: GO" in md and "| claims_plugen | MISSING |" in md and "ID preservation | MISSING" in md
     html_path, md_path = write_report(r, tmp_path / "report")
     page = html_path.read_text()
     assert page.count("data:image/png;base64,") == 3 and "<script" not in page and "http" not in page.split("<body>")[1]

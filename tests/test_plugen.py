@@ -155,7 +155,7 @@ def test_matched_success_interpolates_to_the_weakest_method():
 
 def test_scoring_pipeline_runs_on_untrained_parts(editor):
     d = tiny_cfg().data
-    oracle = plugen_eval.Oracle(16, (8, 8, 16, 16), 8).eval()
+    oracle = plugen_eval.plugen_oracle(dim=16, widths=(8, 8, 16, 16), id_dim=8).eval()
     curves = plugen_eval.edit_curves(editor, oracle, d, 0, amounts=(1.0,), methods=("plugen4faces", "linear"))
     assert len(curves) == len(ATTRIBUTE_NAMES) * 2 * 2
     assert curves.loc[curves["attribute"] == "smile", "psnr_out"].notna().sum() == 2  # edited rows only

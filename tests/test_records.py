@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from facekit import records as fr
-from facekit.methods import METHODS
+from facekit.methods import METHODS, method_module
 
 REFERENCE = Path(__file__).parents[1] / "results" / "reference" / "cpu"
 
@@ -17,9 +17,9 @@ REFERENCE = Path(__file__).parents[1] / "results" / "reference" / "cpu"
 RECORDED = {
     "comface": {f"C1/{t}/{b}": f"C1/{t}/comface_minus_{b}/mae" for t in ("expression", "weight", "age")
                 for b in ("simclr", "pca")},
-    "fmae_iat": {c: f"{c}/difference" for c in ("F1", "F2", "F4")},
+    "fmae_iat": {c: f"{c}/difference" for c in ("F1", "F2", "F3", "F4")},
     "synfer": {c: f"{c}/difference" for c in ("S1", "S2", "S3", "S4")},
-    "gencon": {"G1": "G1/gencon_minus_single/acc"},
+    "gencon": {"G1": "G1/gencon_minus_single/acc", "G2": "G2/low_gain_minus_best_other_gain"},
     "plugen": {"P1/plugen": "P1/plugen4faces_minus_plugen/id_cos", "P1/linear": "P1/plugen4faces_minus_linear/id_cos",
                "P2": "P2/max_rel_error_minus_bound"},
 }
@@ -40,6 +40,7 @@ def test_claims_table_reproduces_the_recorded_verdicts(results, method):
     table = fr.claims_table(entries, method)
     for claim, name in RECORDED[method].items():
         assert bool(table.loc[claim, "holds"]) == bool(entries[name]["extra"]["holds"]), claim
+    assert list(table.index) == [c.id for c in method_module(method).CLAIMS]  # every recorded claim is declared
 
 
 def test_readers_prefer_the_users_record_and_say_which(results):
@@ -55,8 +56,10 @@ def test_readers_prefer_the_users_record_and_say_which(results):
     assert "mine" not in ref["metrics"]  # the reference is never written
 
 
-def test_metric_names_are_checked_against_what_was_written(results):
-    fr.check_metric_names(["claims_fmae_iat:iat_linear/f1", "claims_plugen:curve/plugen4faces/*/1/success"])
+def test_metric_names_are_checked_against_what_the_methods_declare(results):
+    fr.check_metric_names(["claims_fmae_iat:iat_linear/f1", "claims_plugen:curve/plugen4faces/*/1/success",
+                           "claims_comface:comface/age/n*/mae"])
+    fr.check_metric_names(["claims_fmae_iat:mae/f1/AU99"])  # declared (AU* depends on the profile), not recorded
     with pytest.raises(ValueError, match=r"claims_fmae_iat has no metric 'iat_linear/f2'.*iat_linear/f1"):
         fr.check_metric_names(["claims_fmae_iat:iat_linear/f2"])
     with pytest.raises(ValueError, match=r"no record 'claims_fmae'"):
@@ -64,6 +67,18 @@ def test_metric_names_are_checked_against_what_was_written(results):
     with pytest.raises(ValueError, match="'record:metric'"):
         fr.check_metric_names(["iat_linear/f1"])
     assert fr.parse_metric_name(fr.metric_name("claims_gencon", "gencon/acc")) == ("claims_gencon", "gencon/acc")
+    assert fr.expand_names("a/{x,y}/{1,2}") == ["a/x/1", "a/x/2", "a/y/1", "a/y/2"]
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_every_shipped_metric_of_a_method_is_declared(method):
+    """The declarations cover what the runs wrote (at cpu), so a valid scenario never fails."""
+    mod = method_module(method)
+    assert {f"claims_{method}", Path(mod.NOTEBOOK).stem} <= set(mod.METRICS)
+    for record_name in mod.METRICS:
+        written = json.loads((REFERENCE / f"{record_name}.json").read_text())["metrics"]
+        for metric in written:
+            fr.check_metric_name(fr.metric_name(record_name, metric))
 
 
 def test_seed_scores_are_one_seeds_values_without_the_verdicts(results):
@@ -88,3 +103,13 @@ def test_seed_scores_say_when_they_are_the_users_or_another_profiles(results):
         fr.seed_scores("gencon", 3, "smoke")
     with pytest.raises(FileNotFoundError, match=r"method='nothing'.*benchmarks/claims.py --method nothing"):
         fr.seed_scores("nothing", 0, "cpu")
+
+
+@pytest.mark.parametrize("method, cid, name", [("fmae_iat", "F3", "F3/difference"),
+                                                ("gencon", "G2", "G2/low_gain_minus_best_other_gain")])
+def test_derived_claims_measure_what_the_benchmark_recorded(results, method, cid, name):
+    entries, _ = fr.read_record(f"claims_{method}", "cpu")
+    claim = next(c for c in method_module(method).CLAIMS if c.id == cid)
+    ours, base, d = fr.claim_difference(entries, claim)
+    assert [o - b for o, b in zip(ours, base, strict=True)] == pytest.approx(entries[name]["values"])
+    assert d.holds == entries[name]["extra"]["holds"] and d.every_seed == entries[name]["extra"]["every_seed"]

@@ -11,13 +11,15 @@ Every package has the same files (``config``, ``data``, ``model``, ``train``, ``
 * ``run_seed(profile=None, seed=0, *, progress=False, log=print) -> dict[str, float]``: every
   number of the method's claims for one seed; ``CLAIMS`` says which of them are claims.
   ``benchmarks/claims.py`` runs it; a notebook never does (a seed trains every baseline, fold
-  and variant: a cold ``cpu`` run of notebook 03 was still in it after 58 minutes, issue 19);
+  and variant, too long for a notebook: the measurement is in fmae_iat/MODEL_CARD.md, issue 19);
   it reads one seed's figures from the claims record with :func:`facekit.records.seed_scores`
   (``tests/test_notebook_protocols.py``);
+* ``METRICS``: the metric names it writes per record, which a pilot scenario is checked against;
 * ``Config``, ``profile_config``, ``PROFILES`` (the profiles as data), ``NOTEBOOK``, ``TRAIN_HINT``.
 
 :mod:`facekit.methods.common` holds what the packages share (pool samplers, batched inference,
-rendered pools, profile tables).
+rendered pools, profile tables); :mod:`facekit.methods.oracle` the one scoring-oracle network
+that SynFER, GenCon and PluGeN4Faces judge their faces with.
 """
 
 import importlib

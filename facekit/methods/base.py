@@ -1,7 +1,7 @@
 """The contract every method package meets, written as Protocols.
 
 A method package (``facekit.methods.<name>``) exposes ``Config``, ``profile_config``,
-``train_and_load``, ``load``, ``run_seed``, ``CLAIMS``, ``NOTEBOOK`` and ``TRAIN_HINT``
+``train_and_load``, ``load``, ``run_seed``, ``CLAIMS``, ``METRICS``, ``NOTEBOOK`` and ``TRAIN_HINT``
 (:class:`MethodPackage`). The models it returns meet one or more capability protocols, which the
 :class:`facekit.analyze.Analyzer` checks its named slots against, so any model with the
 capability fits a slot, not only the one shipped for it.
@@ -9,7 +9,7 @@ capability fits a slot, not only the one shipped for it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -17,22 +17,38 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from facekit.metrics import PairedDifference, paired_difference
 from facekit.train import TrainResult
+
+
+@dataclass(frozen=True)
+class Derived:
+    """A per-seed quantity a claim compares that no run writes as one metric: ``fn`` of one
+    seed's values of the ``inputs`` (metric names), e.g. the share of the identity probe's
+    distance to chance that IAT removes. ``name`` says what it is in tables."""
+
+    name: str
+    inputs: tuple[str, ...]
+    fn: Callable[..., float]
+
+    def per_seed(self, values: Mapping[str, Sequence[float]]) -> list[float]:
+        return [float(self.fn(*row)) for row in zip(*(values[k] for k in self.inputs), strict=True)]
 
 
 @dataclass(frozen=True)
 class Claim:
     """One claim of a paper as data: ``ours`` beats ``baseline`` (metric names in one seed's
-    ``run_seed`` dict, or a number for a fixed bar) in ``direction`` by more than ``margin``.
+    ``run_seed`` dict, a :class:`Derived` quantity of them, or a number for a fixed bar) in
+    ``direction`` by more than ``margin``.
 
     A claim holds when every seed goes the claimed way and the 95% interval of the paired
-    difference excludes ``margin`` (:func:`facekit.metrics.claim_holds`).
+    difference excludes ``margin`` (:meth:`judge`).
     """
 
     id: str
     statement: str
-    ours: str
-    baseline: str | float
+    ours: str | Derived
+    baseline: str | Derived | float
     direction: Literal["higher", "lower"]
     margin: float = 0.0
 
@@ -44,6 +60,29 @@ class Claim:
     def higher_is_better(self) -> bool:
         return self.direction == "higher"
 
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        """The metric names the claim reads."""
+        return tuple(n for side in (self.ours, self.baseline) if not isinstance(side, int | float)
+                     for n in (side.inputs if isinstance(side, Derived) else (side,)))
+
+    def sides(self, values: Mapping[str, Sequence[float]]) -> tuple[list[float], list[float]]:
+        """Per-seed values of ``ours`` and ``baseline`` from ``{metric: value of each seed}``."""
+        def side(s: str | Derived | float, n: int) -> list[float]:
+            if isinstance(s, Derived):
+                return s.per_seed(values)
+            return [float(s)] * n if isinstance(s, int | float) else [float(v) for v in values[s]]
+
+        ours = side(self.ours, 0)
+        return ours, side(self.baseline, len(ours))
+
+    def judge(self, values: Mapping[str, Sequence[float]]) -> tuple[list[float], list[float], PairedDifference]:
+        """Both sides per seed and their paired difference, shifted by ``margin``: the verdict
+        (``holds``: every seed goes the claimed way and the 95% interval excludes the margin)."""
+        ours, base = self.sides(values)
+        shift = -self.margin if self.higher_is_better else self.margin
+        return ours, base, paired_difference(np.add(ours, shift), base, higher_is_better=self.higher_is_better)
+
 
 @runtime_checkable
 class MethodPackage(Protocol):
@@ -51,6 +90,7 @@ class MethodPackage(Protocol):
 
     Config: type
     CLAIMS: Sequence[Claim]
+    METRICS: Mapping[str, Sequence[str]]  # {record: metric-name templates} (facekit.records.declared_metrics)
     NOTEBOOK: str
     TRAIN_HINT: str
 

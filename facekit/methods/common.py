@@ -111,11 +111,14 @@ def batched(fn: Callable[..., T], *xs: Tensor, batch_size: int = 256,
 
 
 def render_pool(name: str, key: Any, n: int, make_chunk: Callable[[Tensor], Mapping[str, Tensor]], *,
-                images: Sequence[str] = ("image",), chunk: int = 256) -> dict[str, Tensor]:
+                images: Sequence[str] = ("image",), chunk: int = 256,
+                finish: Callable[[dict[str, Tensor]], dict[str, Tensor]] | None = None) -> dict[str, Tensor]:
     """``n`` rows rendered ``chunk`` at a time by ``make_chunk(indices)``, the ``images`` among
     them stored as uint8 (a quarter of the bytes), cached on disk under ``name`` and ``key``.
 
-    Rendering dominates on a CPU, so a pool is rendered once and read back by every later run.
+    ``finish`` turns the gathered rows into what is cached, for what needs every row at once
+    (captions drawn from one random stream over the pool). Rendering dominates on a CPU, so a
+    pool is rendered once and read back by every later run.
     """
 
     def make() -> dict[str, Tensor]:
@@ -124,7 +127,8 @@ def render_pool(name: str, key: Any, n: int, make_chunk: Callable[[Tensor], Mapp
             for k, v in make_chunk(torch.arange(start, min(start + chunk, n))).items():
                 v = v.cpu()
                 parts.setdefault(k, []).append(to_uint8(v) if k in images else v)
-        return {k: torch.cat(v) for k, v in parts.items()}
+        rows = {k: torch.cat(v) for k, v in parts.items()}
+        return finish(rows) if finish is not None else rows
 
     return disk_cached(name, key, make)
 

@@ -76,6 +76,7 @@ from facekit.methods.comface.data import (
     verification_pairs,
 )
 from facekit.methods.comface.evaluate import (
+    METRICS,
     ChangeHead,
     evaluate_head,
     orl_verification,
@@ -106,6 +107,7 @@ CLAIMS = (
 )
 
 __all__ = [
+    "METRICS",
     "CLAIMS",
     "DELTA_SCALE",
     "FACTOR_UNITS",

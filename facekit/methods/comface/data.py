@@ -10,6 +10,7 @@ from torch import Tensor
 
 from facekit.io import disk_cached, to_uint8
 from facekit.methods.comface.config import DELTA_SCALE, TASKS, ComFaceConfig, check_task
+from facekit.methods.common import render_pool
 from facekit.synth.datasets import IdentitySplit, PairDataset
 from facekit.synth.params import EMOTIONS, N_AUS, emotion_matrix, sample_params
 from facekit.synth.render import render
@@ -33,20 +34,18 @@ def _pairs_new_scene(ds: PairDataset, indices: Tensor) -> dict[str, Tensor]:
     return {"a": ds.render_params(pa), "b": ds.render_params(pb), "delta": vb - va, "person": ds.person_of(idx)}
 
 
-def _render_pairs(ds: PairDataset, indices: Tensor, task: str, chunk: int = 256,
-                  new_scene: bool = False) -> dict[str, Tensor]:
-    """Pairs of ``ds`` as uint8 images plus the full scaled 3-vector of deltas (zeros for the
-    factors held fixed)."""
-    parts: dict[str, list[Tensor]] = {"a": [], "b": [], "delta": [], "person": []}
-    for start in range(0, len(indices), chunk):
-        chunk_idx = indices[start:start + chunk]
-        b = _pairs_new_scene(ds, chunk_idx) if new_scene else ds.batch(chunk_idx)
+def pair_rows(ds: PairDataset, task: str, new_scene: bool = False,
+              offset: int = 0) -> Callable[[Tensor], dict[str, Tensor]]:
+    """``indices -> rows`` for :func:`facekit.methods.common.render_pool`: pairs ``offset +
+    indices`` of ``ds`` (images a and b) with the full scaled 3-vector of deltas (zeros for the
+    factors held fixed) and the person."""
+    def rows(idx: Tensor) -> dict[str, Tensor]:
+        b = _pairs_new_scene(ds, offset + idx) if new_scene else ds.batch(offset + idx)
         delta = torch.zeros(len(b["delta"]), len(TASKS))
         delta[:, TASKS.index(task)] = b["delta"].cpu() / DELTA_SCALE[task]
-        for k, v in (("a", to_uint8(b["a"].cpu())), ("b", to_uint8(b["b"].cpu())), ("delta", delta),
-                     ("person", b["person"].cpu())):
-            parts[k].append(v)
-    return {k: torch.cat(v) for k, v in parts.items()}
+        return {"a": b["a"], "b": b["b"], "delta": delta, "person": b["person"]}
+
+    return rows
 
 
 def training_pool(cfg: ComFaceConfig) -> dict[str, Tensor]:
@@ -58,17 +57,13 @@ def training_pool(cfg: ComFaceConfig) -> dict[str, Tensor]:
     """
     d = cfg.data
     ids = IdentitySplit(d.n_identities)
-
-    def make() -> dict[str, Tensor]:
-        parts = []
-        for k, task in enumerate(TASKS):
-            ds = PairDataset(3 * d.pool_pairs, split="train", identities=ids, seed=0, size=d.size, style="clean",
-                             factor=task, nuisance=d.nuisance)
-            parts.append(_render_pairs(ds, torch.arange(k * d.pool_pairs, (k + 1) * d.pool_pairs), task,
-                                       new_scene=d.new_scene))
-        return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
-
-    return disk_cached("comface-pool", {"data": d, "v": 1}, make)
+    parts = []
+    for k, task in enumerate(TASKS):
+        ds = PairDataset(3 * d.pool_pairs, split="train", identities=ids, seed=0, size=d.size, style="clean",
+                         factor=task, nuisance=d.nuisance)
+        parts.append(render_pool(f"comface-pool-{task}", {"data": d, "v": 1}, d.pool_pairs,
+                                 pair_rows(ds, task, d.new_scene, offset=k * d.pool_pairs), images=("a", "b")))
+    return {key: torch.cat([p[key] for p in parts]) for key in parts[0]}
 
 
 def transfer_sets(cfg: ComFaceConfig, task: str, split: str = "test") -> dict[str, dict[str, Tensor]]:
@@ -83,20 +78,17 @@ def transfer_sets(cfg: ComFaceConfig, task: str, split: str = "test") -> dict[st
     ids = IdentitySplit(d.n_identities)
     half = len(ids.ids(split)) // 2
 
-    def make(part: str) -> Callable[[], dict[str, Tensor]]:
-        def inner() -> dict[str, Tensor]:
-            n = max(d.n_labelled) if part == "labelled" else d.n_eval
-            ds = PairDataset(n, split=split, identities=ids, seed=101 if part == "labelled" else 202, size=d.size,
-                             style="target", factor=task, nuisance=d.nuisance)
-            persons = ds.persons
-            ds.persons = persons[:half] if part == "labelled" else persons[half:]
-            return _render_pairs(ds, torch.arange(n), task)
-        return inner
+    def pool(part: str) -> dict[str, Tensor]:
+        n = max(d.n_labelled) if part == "labelled" else d.n_eval
+        ds = PairDataset(n, split=split, identities=ids, seed=101 if part == "labelled" else 202, size=d.size,
+                         style="target", factor=task, nuisance=d.nuisance)
+        persons = ds.persons
+        ds.persons = persons[:half] if part == "labelled" else persons[half:]
+        return render_pool(f"comface-{part}", {**key, "n": n}, n, pair_rows(ds, task), images=("a", "b"))
 
     key = {"size": d.size, "n_identities": d.n_identities, "nuisance": d.nuisance, "task": task, "v": 1,
            **({"split": split} if split != "test" else {})}
-    return {part: disk_cached(f"comface-{part}", {**key, "n": max(d.n_labelled) if part == "labelled" else d.n_eval},
-                               make(part)) for part in ("labelled", "eval")}
+    return {part: pool(part) for part in ("labelled", "eval")}
 
 
 def labelled_subset(n_pool: int, n: int, seed: int) -> Tensor:
@@ -126,7 +118,6 @@ def verification_pairs(cfg: ComFaceConfig, seed: int = 303) -> dict[str, Tensor]
     """
     d = cfg.data
     ids = IdentitySplit(d.n_identities)
-
     def make() -> dict[str, Tensor]:
         persons = ids.ids("test")[: d.n_verify]
         n = len(persons)

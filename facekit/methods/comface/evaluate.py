@@ -265,3 +265,14 @@ def predict_supervised(result: TrainResult, a: Tensor, b: Tensor, task: str, bat
     k = check_task(task, TASKS)
     net = result.model.eval()
     return (batched(net, a, b, batch_size=batch_size, device=net)[:, k] * DELTA_SCALE[task]).numpy()
+
+
+# The metric names this method's runs write, per record: ``run_seed`` (above) for the claims record,
+# with the verdicts benchmarks/claims.py adds, and the notebook's own record. A scenario naming
+# ``record:metric`` is checked against these when it is loaded (facekit.records.check_metric_name):
+# ``{a,b}`` is either alternative, ``*`` a part that depends on the profile.
+RUN_METRICS = ("{comface,simclr,pca,supervised}/{age,expression,weight}/n*/{mae,spearman}",
+               "{comface,simclr}/verify/{auc,auc_age,auc_expression}")
+METRICS = {"claims_comface": (*RUN_METRICS, "C1/{age,expression,weight}/comface_minus_{pca,simclr}/mae", "{C1,C2}/holds"),
+           "02_comface": ("{comface,simclr,pca,supervised}/{age,expression,weight}/n*/mae",
+                          "comface/verify/{auc,auc_age,auc_expression}")}

@@ -12,7 +12,7 @@ from torch import Tensor, nn
 from facekit.methods.comface.config import DELTA_SCALE, TASKS, ComFaceConfig, check_task
 from facekit.methods.common import batched
 from facekit.models import ConvEncoder
-from facekit.models.inputs import model_input
+from facekit.models.inputs import check_images, model_input
 
 
 class ComFaceNet(nn.Module):
@@ -75,15 +75,11 @@ class ComFace:
 
 
 def _same_size_pair(a: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
-    a, b = torch.as_tensor(a), torch.as_tensor(b)
-    if a.ndim == 3:
-        a = a[None]
-    if b.ndim == 3:
-        b = b[None]
+    a, b = check_images(a, single=True, name="a"), check_images(b, single=True, name="b")
     if a.shape[0] != b.shape[0]:
         raise ValueError(f"a has {a.shape[0]} images and b has {b.shape[0]}; pass one b per a")
     if a.shape[-2:] != b.shape[-2:]:
         warnings.warn(f"a is {tuple(a.shape[-2:])} and b is {tuple(b.shape[-2:])} pixels; resizing b to a's size",
                       stacklevel=3)
-        b = F.interpolate(b.float(), size=tuple(a.shape[-2:]), mode="bilinear", antialias=True, align_corners=False)
+        b = F.interpolate(b, size=tuple(a.shape[-2:]), mode="bilinear", antialias=True, align_corners=False)
     return a, b

@@ -28,7 +28,8 @@ from facekit.synth.params import (
     sample_params,
 )
 from facekit.synth.render import render
-from facekit.viz import png_bytes
+from facekit.viz import history_figure as plot_history
+from facekit.viz import history_lines, png_bytes
 
 
 def _set_factor(p: FaceParams, factor: str, value: float | torch.Tensor, emotion: int | torch.Tensor = 1) -> FaceParams:
@@ -131,18 +132,8 @@ def positives_figure(pool: Mapping[str, torch.Tensor], n: int = 6, seed: int = 0
 
 def history_figure(history: Sequence[Mapping[str, float]], title: str = "ComFace training") -> Figure:
     """The two parts of the ComFace loss over training."""
-    steps = [h["step"] for h in history]
-    fig, ax = plt.subplots(figsize=(6, 3.2))
-    for key, label in (("inter", "inter: SupCon over persons"), ("intra", "intra: delta MSE (scaled)")):
-        if history and key in history[0]:
-            ax.plot(steps, [h[key] for h in history], label=label)
-    ax.set_yscale("log")
-    ax.set_xlabel("training step")
-    ax.set_ylabel("loss (log scale)")
-    ax.set_title(title)
-    ax.legend()
-    fig.tight_layout()
-    return fig
+    return plot_history({"loss": history_lines(history, {"inter": "inter: SupCon over persons",
+                                                         "intra": "intra: delta MSE (scaled)"})}, title)
 
 
 def transfer_figure(table: Any) -> Figure:

@@ -78,3 +78,13 @@ def run_seed(profile: str | None = None, seed: int = 0, *, progress: bool | None
                 out[f"{name}/f1/{au}"] = float(f1_score(y[:, j], s[:, j] >= 0.5, zero_division=0))
         log(f"seed {seed}: {name} F1 {out[f'{name}/f1']:.3f}, probe {out[f'{name}/probe']:.3f}")
     return out
+
+
+# The metric names this method's runs write, per record: ``run_seed`` (above) for the claims record,
+# with the verdicts benchmarks/claims.py adds, and the notebook's own record. A scenario naming
+# ``record:metric`` is checked against these when it is loaded (facekit.records.check_metric_name):
+# ``{a,b}`` is either alternative, ``*`` a part that depends on the profile.
+RUN_METRICS = ("{scratch,mae,iat_linear,iat_mlp}/{f1,f1_optimistic,probe,auc,train_au_bce}", "all_positive/f1",
+               "base_rate/train_au_bce", "probe/chance", "scale", "val_f1/scale*")
+METRICS = {"claims_fmae_iat": (*RUN_METRICS, "{scratch,mae,iat_linear,iat_mlp}/f1/AU*", "{F1,F2,F3,F4}/{difference,holds}"),
+           "03_mae_iat_au": RUN_METRICS}

@@ -16,19 +16,14 @@ from facekit.methods.fmae_iat.model import AUDetector
 from facekit.models.vit_mae import FaceMAE
 from facekit.synth.params import AU_FACS, FaceParams, identity_codes
 from facekit.synth.render import render
-from facekit.viz import face_grid, png_bytes
+from facekit.viz import face_grid, history_lines, png_bytes
+from facekit.viz import history_figure as plot_history
 
 
 def history_figure(history: list[dict[str, float]], keys: Sequence[str], title: str) -> Figure:
-    fig, ax = plt.subplots(figsize=(6, 3))
-    steps = [h["step"] for h in history]
-    for k in keys:
-        if all(k in h for h in history):
-            ax.plot(steps, [h[k] for h in history], label=k)
-    ax.set(title=title, xlabel="training step", ylabel="loss (mean over the logging window)")
-    ax.legend()
-    fig.tight_layout()
-    return fig
+    """The logged ``keys`` of one training run."""
+    return plot_history({"loss": history_lines(history, keys)}, title, ylabel="loss (mean over the logging window)",
+                        log=False)
 
 
 def reconstruction_figure(mae: FaceMAE, images: torch.Tensor, title: str, seed: int = 0) -> Figure:

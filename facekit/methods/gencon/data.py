@@ -5,7 +5,6 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from facekit.io import disk_cached, to_uint8
 from facekit.methods.common import render_pool
 from facekit.methods.gencon.config import BIN_NAMES, ORACLE_FIRST_ID, GenConConfig
 from facekit.synth.datasets import FaceDataset
@@ -50,18 +49,15 @@ def oracle_pairs(cfg: GenConConfig) -> dict[str, Tensor]:
     """Two target-style photos of each oracle person (ids from ``ORACLE_FIRST_ID``), each with
     its own random expression, pose and light: the identity oracle's training data."""
     d = cfg.data
+    n = d.oracle_persons
+    codes = identity_codes(ORACLE_FIRST_ID + torch.arange(n))
 
-    def make() -> dict[str, Tensor]:
-        n = d.oracle_persons
-        codes = identity_codes(ORACLE_FIRST_ID + torch.arange(n))
-        views = []
-        for view in (0, 1):
-            idx = torch.arange(n)
-            e = (hash_uniform(31 + view, idx, 311) * len(EMOTIONS)).long()
-            au = (emotion_matrix()[e] * hash_uniform(31 + view, idx, 312)[:, None]
-                  + 0.3 * sample_aus(seed=41 + view, indices=idx, p_active=0.1)).clamp(0, 1)
-            p = sample_params(seed=31 + view, indices=idx, identity=codes, au=au, style="target")
-            views.append(to_uint8(torch.cat([render(p[i:i + 256], d.size, style="target") for i in range(0, n, 256)])))
-        return {"a": views[0], "b": views[1], "person": torch.arange(n)}
+    def view(v: int, idx: Tensor) -> Tensor:
+        e = (hash_uniform(31 + v, idx, 311) * len(EMOTIONS)).long()
+        au = (emotion_matrix()[e] * hash_uniform(31 + v, idx, 312)[:, None]
+              + 0.3 * sample_aus(seed=41 + v, indices=idx, p_active=0.1)).clamp(0, 1)
+        return render(sample_params(seed=31 + v, indices=idx, identity=codes[idx], au=au, style="target"), d.size,
+                      style="target")
 
-    return disk_cached("gencon-oracle", {"size": d.size, "n": d.oracle_persons, "v": 1}, make)
+    return render_pool("gencon-oracle", {"size": d.size, "n": n, "v": 1}, n,
+                       lambda idx: {"a": view(0, idx), "b": view(1, idx), "person": idx}, images=("a", "b"))

@@ -15,6 +15,7 @@ from facekit.methods.gencon.config import BIN_NAMES, profile_config
 from facekit.methods.gencon.data import expression_set
 from facekit.methods.gencon.model import GenCon, prepare_images
 from facekit.methods.gencon.train import frozen, train_single, train_stages
+from facekit.methods.oracle import read
 
 
 def classification_scores(proba: np.ndarray, test: dict[str, Tensor]) -> dict[str, float]:
@@ -34,7 +35,7 @@ def reference_scores(references: Tensor, test: dict[str, Tensor], oracle: nn.Mod
     """L1, squared error and SSIM of the references to the true neutrals, and oracle identity similarity
     (cosine) of reference and query, with the true neutral's as the ceiling."""
     x, neutral = test["image"].float() / 255, test["neutral"].float() / 255
-    zx, zr, zn = (batched(oracle, t, batch_size=512) for t in (x, references, neutral))
+    zx, zr, zn = (read(oracle, t)["emb"] for t in (x, references, neutral))
     return {"l1": float((references - neutral).abs().mean()), "mse": float((references - neutral).pow(2).mean()),
             "copy_mse": float((x - neutral).pow(2).mean()), "ssim": metrics.ssim(references, neutral),
             "id_sim": float((zr * zx).sum(1).mean()), "id_sim_true_neutral": float((zn * zx).sum(1).mean()),
@@ -71,3 +72,15 @@ def run_seed(profile: str | None = None, seed: int = 0, *, progress: bool | None
     out.update({f"reference/{k}": v for k, v in reference_scores(model.reference(x), test, oracle).items()})
     log(f"seed {seed}: evaluated")
     return out
+
+
+# The metric names this method's runs write, per record: ``run_seed`` (above) for the claims record,
+# with the verdicts benchmarks/claims.py adds, and the notebook's own record. A scenario naming
+# ``record:metric`` is checked against these when it is loaded (facekit.records.check_metric_name):
+# ``{a,b}`` is either alternative, ``*`` a part that depends on the profile.
+REFERENCE_METRICS = ("reference/{l1,mse,ssim,copy_l1,copy_mse,copy_ssim,id_sim,id_sim_true_neutral}",)
+METRICS = {"claims_gencon": ("{gencon,stage2,single}/{acc,f1}", "{gencon,stage2,single}/{acc,f1}_{low,medium,high}",
+                             *REFERENCE_METRICS, "G1/gencon_minus_single/acc", "G2/low_gain_minus_best_other_gain",
+                             "{G1,G2}/holds"),
+           "05_reference_faces": ("{gencon,single}/{acc,f1}", "{gencon,single}/{acc,f1}_{low,medium,high}",
+                                  *REFERENCE_METRICS)}

@@ -1,4 +1,5 @@
-"""The networks (generator, encoder, identity oracle, single-image baseline) and the user-facing :class:`GenCon`."""
+"""The networks (generator, encoder, single-image baseline) and the user-facing :class:`GenCon`; the identity
+oracle is :class:`facekit.methods.oracle.Oracle` with no heads."""
 
 from __future__ import annotations
 
@@ -17,17 +18,6 @@ from facekit.models import ConvEncoder
 from facekit.models.inputs import check_images
 from facekit.models.unet import UNet
 from facekit.synth.params import EMOTIONS
-
-
-class IdentityOracle(nn.Module):
-    """Images -> unit-norm identity embeddings (SupCon over persons); frozen after training."""
-
-    def __init__(self, dim: int = 64, widths: Sequence[int] = (16, 32, 48, 64)) -> None:
-        super().__init__()
-        self.encoder = ConvEncoder(dim, tuple(widths))
-
-    def forward(self, x: Tensor) -> Tensor:
-        return F.normalize(self.encoder(x), dim=1)
 
 
 def classifier_head(dim: int, n_classes: int) -> nn.Sequential:

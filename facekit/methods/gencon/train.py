@@ -13,7 +13,8 @@ from facekit.config import get_profile
 from facekit.methods.common import PoolSampler
 from facekit.methods.gencon.config import METHOD, TRAIN_HINT, GenConConfig, profile_config
 from facekit.methods.gencon.data import expression_set, oracle_pairs
-from facekit.methods.gencon.model import GenCon, GenConNet, IdentityOracle, SingleImageNet
+from facekit.methods.gencon.model import GenCon, GenConNet, SingleImageNet
+from facekit.methods.oracle import Oracle
 from facekit.models import supcon_loss
 from facekit.models.unet import UNet
 from facekit.train import TrainResult, load_cached, train_or_load
@@ -27,7 +28,7 @@ def _flip_together(*xs: Tensor) -> tuple[Tensor, ...]:
 
 def oracle_loss(model: nn.Module, batch: dict[str, Tensor], temperature: float = 0.1) -> Tensor:
     a, b = _flip_together(batch["a"].float() / 255, batch["b"].float() / 255)
-    return supcon_loss(model(torch.cat([a, b])), torch.cat([batch["person"], batch["person"]]), temperature)
+    return supcon_loss(model(torch.cat([a, b]))["emb"], torch.cat([batch["person"], batch["person"]]), temperature)
 
 
 def reference_loss(reference: Tensor, query: Tensor, neutral: Tensor, oracle: nn.Module,
@@ -37,8 +38,8 @@ def reference_loss(reference: Tensor, query: Tensor, neutral: Tensor, oracle: nn
     err = reference - neutral
     l1, mse = err.abs().mean(), err.pow(2).mean()
     with torch.no_grad():
-        target = oracle(query)
-    ident = 1 - (oracle(reference) * target).sum(1).mean()
+        target = oracle(query)["emb"]
+    ident = 1 - (oracle(reference)["emb"] * target).sum(1).mean()
     return {"loss": l1 + mse_weight * mse + id_weight * ident, "l1": l1.detach(), "mse": mse.detach(),
             "identity": ident.detach()}
 
@@ -97,7 +98,7 @@ def frozen(model: nn.Module) -> nn.Module:
 def train_oracle(profile: str | None = None, seed: int = 0, cfg: GenConConfig | None = None, *,
                  progress: bool | None = None) -> TrainResult:
     cfg = cfg or profile_config(profile, seed)
-    return train_or_load(f"{METHOD}-oracle", IdentityOracle, cfg.oracle_model,
+    return train_or_load(f"{METHOD}-oracle", Oracle, cfg.oracle_model,
                          PoolSampler(lambda: oracle_pairs(cfg), cfg.oracle_train.batch_size), cfg.oracle_train,
                          loss_fn=lambda m, b: oracle_loss(m, b, cfg.temperature), profile=profile,
                          key=stage_keys(cfg)["oracle"], progress=progress)

@@ -16,7 +16,8 @@ from facekit.methods.gencon.config import BIN_NAMES
 from facekit.methods.gencon.model import GenCon
 from facekit.synth.params import EMOTIONS, emotion_matrix, identity_codes, sample_params
 from facekit.synth.render import render
-from facekit.viz import difference_map, face_grid, png_bytes
+from facekit.viz import difference_map, face_grid, history_lines, png_bytes
+from facekit.viz import history_figure as plot_history
 
 
 def difference_image(a: Tensor, b: Tensor, gain: float = 3.0) -> Tensor:
@@ -59,20 +60,11 @@ def bins_figure(scores: dict[str, float]) -> Figure:
 
 
 def history_figure(histories: dict[str, list[dict[str, float]]]) -> Figure:
-    """Each stage's logged losses against its steps."""
-    fig, axes = plt.subplots(1, len(histories), figsize=(3.3 * len(histories), 3), squeeze=False)
-    for ax, (stage, hist) in zip(axes[0], histories.items(), strict=True):
-        for key, colour in (("ce", "C0"), ("l1", "C1"), ("mse", "C2"), ("identity", "C3")):
-            if hist and key in hist[0]:
-                ax.plot([h["step"] for h in hist], [h[key] for h in hist], label=key, color=colour)
-        ax.set_title(stage, fontsize=9)
-        ax.set_xlabel("step")
-        ax.set_ylabel("loss")
-        ax.set_yscale("log")
-        ax.legend(fontsize=7)
-    fig.suptitle("Training: G, then E with G frozen, then end to end")
-    fig.tight_layout()
-    return fig
+    """Each stage's logged losses against its steps (a loss keeps its colour across stages)."""
+    keys = ("ce", "l1", "mse", "identity")
+    return plot_history({stage: history_lines(hist, keys) for stage, hist in histories.items()},
+                        "Training: G, then E with G frozen, then end to end",
+                        colours={k: f"C{i}" for i, k in enumerate(keys)})
 
 
 def person_params(person: int) -> Any:

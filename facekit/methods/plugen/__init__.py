@@ -73,7 +73,7 @@ from facekit.methods.plugen.config import (
     to_target,
 )
 from facekit.methods.plugen.data import apply_levels, face_pool, test_faces, test_params
-from facekit.methods.plugen.evaluate import run_seed, run_seed_with_curves
+from facekit.methods.plugen.evaluate import METRICS, run_seed, run_seed_with_curves
 from facekit.methods.plugen.model import LinearDirections, PlugenEditor, PlugenFlow, encode_all
 from facekit.methods.plugen.train import (
     PlugenTrainResult,
@@ -97,6 +97,7 @@ CLAIMS = (
 )
 
 __all__ = [
+    "METRICS",
     "ATTRIBUTES",
     "ATTRIBUTE_NAMES",
     "CLAIMS",

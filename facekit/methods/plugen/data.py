@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from facekit.io import disk_cached, to_uint8
+from facekit.methods.common import render_pool
 from facekit.methods.plugen.config import (
     ATTRIBUTE_NAMES,
     ATTRIBUTES,
@@ -58,20 +58,20 @@ def face_pool(d: DataConfig, new_scene: bool = False) -> dict[str, Tensor]:
     ``new_scene=True`` draws a new scene for every frame too (the scoring oracle's data, so it
     cannot recognise a person by the backdrop).
     """
-    def make() -> dict[str, Tensor]:
-        persons = _persons(d, "train", d.n_persons)
-        person = persons.repeat_interleave(d.frames)
-        codes = IdentitySplit(d.n_identities).codes(person)
-        frame = torch.arange(len(person))
-        scene = sample_params(seed=d.seed + 5 if new_scene else d.seed, indices=frame if new_scene else person,
-                              identity=codes, pose_scale=0.0)
-        levels = draw_levels(d.seed + 1, frame)
-        params = apply_levels(scene, levels)
-        images = torch.cat([render(params[i:i + 512], d.size) for i in range(0, len(params), 512)])
-        return {"image": to_uint8(images), "levels": levels, "person": person, "code": codes}
+    persons = _persons(d, "train", d.n_persons)
+    person = persons.repeat_interleave(d.frames)
+    codes = IdentitySplit(d.n_identities).codes(person)
+    frame = torch.arange(len(person))
+    scene = sample_params(seed=d.seed + 5 if new_scene else d.seed, indices=frame if new_scene else person,
+                          identity=codes, pose_scale=0.0)
+    levels = draw_levels(d.seed + 1, frame)
+    params = apply_levels(scene, levels)
+
+    def rows(idx: Tensor) -> dict[str, Tensor]:
+        return {"image": render(params[idx], d.size), "levels": levels[idx], "person": person[idx], "code": codes[idx]}
 
     key = {"data": d, "v": 1, **({"new_scene": True} if new_scene else {})}
-    return disk_cached("plugen-pool", key, make)
+    return render_pool("plugen-pool", key, len(person), rows, chunk=512)
 
 
 def _test_persons(d: DataConfig, seed: int, split: str = "test") -> Tensor:

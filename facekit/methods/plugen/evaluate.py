@@ -15,7 +15,8 @@ from torch import Tensor, nn
 
 from facekit import metrics
 from facekit.config import get_profile
-from facekit.methods.common import batched, profile_config_of
+from facekit.methods.common import profile_config_of
+from facekit.methods.oracle import Oracle, read
 from facekit.methods.plugen.config import (
     ATTRIBUTE_NAMES,
     EDIT_METHODS,
@@ -34,7 +35,7 @@ from facekit.methods.plugen.data import (
 )
 from facekit.methods.plugen.model import PlugenEditor
 from facekit.methods.plugen.train import train_and_load
-from facekit.models import ConvEncoder, augment, supcon_loss
+from facekit.models import augment, supcon_loss
 from facekit.synth.params import ID_DIM
 from facekit.synth.procedural import region_masks
 from facekit.synth.render import render
@@ -81,19 +82,10 @@ def oracle_config(profile: str | None = None) -> OracleConfig:
     return profile_config_of(OracleConfig, ORACLE_PROFILES, profile, 0)
 
 
-class Oracle(nn.Module):
-    """Image -> identity embedding (unit norm), identity code, attribute levels."""
-
-    def __init__(self, dim: int = 128, widths: Sequence[int] = (16, 32, 64, 128), id_dim: int = 64) -> None:
-        super().__init__()
-        self.encoder = ConvEncoder(dim, tuple(widths))
-        self.id_head = nn.Sequential(nn.Linear(dim, dim), nn.SiLU(), nn.Linear(dim, id_dim))
-        self.code_head = nn.Linear(dim, ID_DIM)
-        self.attr_head = nn.Linear(dim, N_ATTR)
-
-    def forward(self, x: Tensor) -> dict[str, Tensor]:
-        h = self.encoder(x)
-        return {"emb": F.normalize(self.id_head(h), dim=1), "code": self.code_head(h), "levels": self.attr_head(h)}
+def plugen_oracle(**model: Any) -> Oracle:
+    """The oracle with PluGeN4Faces' heads: identity embedding, identity code and attribute levels
+    (the code and level sizes are the world's, not settings, so they are not in the cache key)."""
+    return Oracle(**model, n_codes=ID_DIM, n_levels=N_ATTR)
 
 
 def oracle_loss(model: nn.Module, batch: dict[str, Tensor], cfg: OracleConfig) -> dict[str, Tensor]:
@@ -118,22 +110,15 @@ def train_oracle(profile: str | None = None, *, progress: bool | None = None) ->
     pool = face_pool(d, new_scene=True)
     data = person_batches(len(pool["image"]), d.frames, cfg.train.batch_size // d.frames,
                                   {k: pool[k] for k in ("image", "person", "code", "levels")}, cfg.train.steps)
-    return train_or_load("plugen_oracle", Oracle, cfg.model, data, cfg.train, profile=profile,
+    return train_or_load("plugen_oracle", plugen_oracle, cfg.model, data, cfg.train, profile=profile,
                          key={"data": d, "cfg": cfg, "new_scene": True}, progress=progress, loss_fn=lambda m, b: oracle_loss(m, b, cfg))
 
 
 def load_oracle(profile: str | None = None) -> Oracle:
     profile = get_profile(profile)
     cfg, d = _oracle_path_args(profile)
-    return load_cached("plugen_oracle", Oracle, cfg.model, cfg.train, key={"data": d, "cfg": cfg, "new_scene": True},
+    return load_cached("plugen_oracle", plugen_oracle, cfg.model, cfg.train, key={"data": d, "cfg": cfg, "new_scene": True},
                        profile=profile, what=f"PluGeN4Faces scoring oracle for profile={profile!r}", hint=TRAIN_HINT)
-
-
-@torch.no_grad()
-def read(oracle: Oracle, images: Tensor, batch: int = 512) -> dict[str, Tensor]:
-    """The oracle's readings of float images, in batches."""
-    oracle.eval()
-    return batched(oracle, images, batch_size=batch, device=oracle)
 
 
 def oracle_quality(oracle: Oracle, d: DataConfig) -> dict[str, float]:
@@ -289,3 +274,21 @@ def run_seed_with_curves(profile: str | None = None, seed: int = 0, *, progress:
         out[f"outside/{method}/ssim"] = float(g["ssim_out"].mean())
     log(f"seed {seed}: evaluated")
     return out, curves
+
+
+# The metric names this method's runs write, per record: ``run_seed`` (above) for the claims record,
+# with the verdicts benchmarks/claims.py adds, and the notebook's own record. A scenario naming
+# ``record:metric`` is checked against these when it is loaded (facekit.records.check_metric_name):
+# ``{a,b}`` is either alternative, ``*`` a part that depends on the profile.
+METRICS = {
+    "claims_plugen": ("curve/{plugen4faces,plugen,linear}/{age,eyes_closed,glasses,mouth_open,smile,weight,yaw}/*/"
+                      "{success,id_cos,code_dist,psnr_out,ssim_out}",
+                      "matched/{plugen4faces,plugen,linear}/{age,eyes_closed,glasses,mouth_open,smile,weight,yaw}/"
+                      "{id_cos,code_dist}", "matched/{age,eyes_closed,glasses,mouth_open,smile,weight,yaw}/s_star",
+                      "P1/{plugen4faces,plugen,linear}/{id_cos,code_dist}", "P1/plugen4faces_minus_{plugen,linear}/{id_cos,code_dist}",
+                      "P2/{plugen4faces,plugen}/{f32,f64}/{max,mean}", "P2/max_rel_error_minus_bound", "{P1,P2}/holds",
+                      "ae/{psnr,ssim}", "outside/{plugen4faces,plugen,linear}/{psnr,ssim}", "oracle/{code_r2,verify_auc}",
+                      "oracle/mae/{age,eyes_closed,glasses,mouth_open,smile,weight,yaw}"),
+    "06_identity_aware_editing": ("P1/{plugen4faces,plugen,linear}/{id_cos,code_dist}", "P2/{plugen4faces,plugen}/{f32,f64}/max",
+                                  "ae/psnr", "outside/{plugen4faces,plugen,linear}/psnr"),
+}

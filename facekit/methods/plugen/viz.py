@@ -10,7 +10,8 @@ from matplotlib.figure import Figure
 
 from facekit.methods.plugen.config import ATTRIBUTE_NAMES, ATTRIBUTES, EDIT_METHODS
 from facekit.methods.plugen.model import PlugenEditor
-from facekit.viz import face_grid, png_bytes
+from facekit.viz import Controls, face_grid, history_lines, png_bytes
+from facekit.viz import history_figure as plot_history
 
 METHOD_LABELS = {"plugen4faces": "PluGeN4Faces (identity loss)", "plugen": "PluGeN (no identity loss)",
                  "linear": "linear directions"}
@@ -33,18 +34,13 @@ def traversal_grid(editor: PlugenEditor, image: torch.Tensor, attribute: str,
 def history_figure(history: dict[str, list[dict[str, float]]]) -> Figure:
     """Autoencoder reconstruction error, and the within-person spread of the identity dims of
     both flows (the identity loss, logged for the baseline too), against training step."""
-    fig, axes = plt.subplots(1, 2, figsize=(11, 3.4))
-    ae = pd.DataFrame(history["ae"])
-    axes[0].plot(ae["step"], ae["mse"])
-    axes[0].set(title="Autoencoder reconstruction error", xlabel="step", ylabel="pixel MSE", yscale="log")
-    for m in ("plugen4faces", "plugen"):
-        h = pd.DataFrame(history[m])
-        axes[1].plot(h["step"], h["identity"], color=COLOURS[m], label=METHOD_LABELS[m])
-    axes[1].set(title="Within-person spread of the identity dims", xlabel="step", ylabel="identity loss (per dim)",
-                yscale="log")
-    axes[1].legend(fontsize=8)
-    fig.tight_layout()
-    return fig
+    methods = ("plugen4faces", "plugen")
+    return plot_history({"Autoencoder reconstruction error": history_lines(history["ae"], {"mse": "autoencoder"}),
+                         "Within-person spread of the identity dims":
+                             [(history[m], "identity", METHOD_LABELS[m]) for m in methods]},
+                        "PluGeN4Faces training: the autoencoder, then the flows",
+                        ylabel=["pixel MSE", "identity loss (per dim)"],
+                        colours={METHOD_LABELS[m]: COLOURS[m] for m in methods})
 
 
 def identity_vs_success(curves: pd.DataFrame, matched: pd.DataFrame | None = None) -> Figure:
@@ -107,7 +103,7 @@ def photo_edits(editor: PlugenEditor, crops: torch.Tensor, edits: dict[str, dict
                      xlabel="reconstruction, then edit and method", ylabel="real face", cell=1.25)
 
 
-class EditorWidget:
+class EditorWidget(Controls):
     """Pick a face, move a slider per attribute, see the three methods side by side.
 
     Sliders start at the face's true levels; only attributes moved away from them are edited.
@@ -138,7 +134,6 @@ class EditorWidget:
                                                   widgets.HBox(boxes)]), self.caption])
         self.widget.add_class("facekit-explorer")
         self.updates = 0
-        self._quiet = False
         self._on_face()
 
     def targets(self) -> dict[str, float]:
@@ -157,15 +152,9 @@ class EditorWidget:
         return out
 
     def _on_face(self, _change: object = None) -> None:
-        self._quiet = True
-        for k, s in enumerate(self.sliders.values()):
-            s.value = round(float(self.levels[self.face.value, k]) / 0.05) * 0.05
-        self._quiet = False
-        self._update()
-
-    def _on_change(self, _change: object = None) -> None:
-        if not self._quiet:
-            self._update()
+        with self.setting():
+            for k, s in enumerate(self.sliders.values()):
+                s.value = round(float(self.levels[self.face.value, k]) / 0.05) * 0.05
 
     def _update(self) -> None:
         for k, img in self.render().items():

@@ -85,6 +85,7 @@ from facekit.methods.synfer.data import (
     requests,
 )
 from facekit.methods.synfer.evaluate import (
+    METRICS,
     LabelCalibrator,
     accuracy,
     calibrate,
@@ -130,6 +131,7 @@ DATA_CARDS = {"synfer_pool": (lambda: pool_dataset(profile_config("cpu", 0).data
                               "cropped to the inner face at 32 px for the diffusion model")}
 
 __all__ = [
+    "METRICS",
     "CLAIMS",
     "DATA_CARDS",
     "FD_SPACE",

@@ -11,6 +11,7 @@ import torch
 from torch import Tensor
 
 from facekit.io import disk_cached, to_uint8
+from facekit.methods.common import render_pool
 from facekit.methods.synfer.config import N_CLASSES, DataConfig, SynFERConfig
 from facekit.synth.datasets import FaceDataset, IdentitySplit
 from facekit.synth.params import AU_NAMES, EMOTIONS, N_AUS, emotion_aus, emotion_matrix
@@ -199,16 +200,15 @@ def oracle_data(cfg: SynFERConfig) -> dict[str, Tensor]:
     """Target-style renders of another world's persons, with emotions and AU activations."""
     d = cfg.data
 
-    def make() -> dict[str, Tensor]:
-        ds = FaceDataset(d.n_oracle, split="train", identities=IdentitySplit(d.n_identities, world_seed=d.oracle_world),
-                         seed=20, size=d.size, framing=d.framing, style="target", expressions="emotion")
-        parts = [ds.batch(torch.arange(lo, min(lo + 512, d.n_oracle))) for lo in range(0, d.n_oracle, 512)]
-        return {"image": torch.cat([to_uint8(p["image"].cpu()) for p in parts]),
-                "label": torch.cat([p["emotion"].cpu() for p in parts]),
-                "au": torch.cat([(p["au"].cpu() > ACTIVE).float() for p in parts])}
+    ds = FaceDataset(d.n_oracle, split="train", identities=IdentitySplit(d.n_identities, world_seed=d.oracle_world),
+                     seed=20, size=d.size, framing=d.framing, style="target", expressions="emotion")
 
-    return disk_cached("synfer-oracle", {"size": d.size, "framing": d.framing, "n": d.n_oracle, "world": d.oracle_world,
-                                          "n_identities": d.n_identities, "v": 3}, make)
+    def rows(idx: Tensor) -> dict[str, Tensor]:
+        b = ds.batch(idx)
+        return {"image": b["image"], "label": b["emotion"], "au": (b["au"].cpu() > ACTIVE).float()}
+
+    return render_pool("synfer-oracle", {"size": d.size, "framing": d.framing, "n": d.n_oracle, "world": d.oracle_world,
+                                         "n_identities": d.n_identities, "v": 3}, d.n_oracle, rows, chunk=512)
 
 
 def requests(cfg: SynFERConfig, n: int, seed: int) -> dict[str, Any]:

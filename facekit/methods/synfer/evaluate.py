@@ -17,6 +17,7 @@ from facekit import metrics
 from facekit.config import get_profile
 from facekit.io import disk_cached, to_uint8
 from facekit.methods.common import as_float
+from facekit.methods.oracle import Oracle
 from facekit.methods.synfer.config import MODES, N_CLASSES, SynFERConfig, profile_config
 from facekit.methods.synfer.data import ACTIVE, labelled_subset, real_sets, requests
 from facekit.methods.synfer.model import ExpressionNet, SynFERPipeline, predict
@@ -32,7 +33,7 @@ from facekit.methods.synfer.train import (
 )
 
 
-def accuracy(net: ExpressionNet, sets: dict[str, Tensor]) -> float:
+def accuracy(net: ExpressionNet | Oracle, sets: dict[str, Tensor]) -> float:
     return metrics.accuracy(sets["label"].numpy(), predict(net, sets["image"])["proba"].argmax(1).numpy())
 
 
@@ -44,7 +45,7 @@ class LabelCalibrator:
         self.model: Pipeline | None = None
 
     def features(self, images: Tensor) -> np.ndarray:
-        return self.pipe.features(as_float(images), self.timestep).numpy()
+        return self.pipe.features(images, self.timestep).numpy()
 
     def fit(self, images: Tensor, labels: Tensor) -> LabelCalibrator:
         self.model = sk_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=3000))
@@ -117,7 +118,7 @@ def generate(pipe: SynFERPipeline, cfg: SynFERConfig, profile: str, seed: int, n
     return {"image": images, "label": req["label"], "au": req["au"]}
 
 
-def quality(images: Tensor, wanted: dict[str, Tensor], oracle: ExpressionNet, test_features: Tensor,
+def quality(images: Tensor, wanted: dict[str, Tensor], oracle: Oracle, test_features: Tensor,
             detector: Any | None) -> dict[str, float]:
     """Oracle expression accuracy, AU-control F1 (the detector, else the oracle's AU head, on the
     generated images against the requested AUs) and the Fréchet distance to the real test set."""
@@ -196,3 +197,16 @@ def run_seed(profile: str | None = None, seed: int = 0, *, progress: bool | None
 
 def accuracy_of(proba: Tensor, labels: Tensor) -> float:
     return metrics.accuracy(labels.numpy(), proba.argmax(1).numpy())
+
+
+# The metric names this method's runs write, per record: ``run_seed`` (above) for the claims record,
+# with the verdicts benchmarks/claims.py adds, and the notebook's own record. A scenario naming
+# ``record:metric`` is checked against these when it is loaded (facekit.records.check_metric_name):
+# ``{a,b}`` is either alternative, ``*`` a part that depends on the profile.
+QUALITY_METRICS = ("quality/{au_text,text,uncond}/{oracle_acc,au_f1,fd}", "guidance/{off,on}/oracle_acc")
+METRICS = {"claims_synfer": (*QUALITY_METRICS, "calib/{calibrator_real_acc,changed_frac,dropped_frac,label_acc_before,"
+                                               "label_acc_after}",
+                             "down/{a_labelled,b_moco,c_1x,c_5x,d_1x,d_5x}", "generator/cond_gain/t*", "oracle/test_acc",
+                             "{S1,S2,S3,S4}/difference"),
+           "04_synfer": (*QUALITY_METRICS, "calib/{relabelled,dropped,label_acc_before,label_acc_after}",
+                         "classifier_a/test_acc")}

@@ -20,10 +20,12 @@ from facekit._version import __version__
 from facekit.io import atomic_write
 from facekit.kernels.contrastive import info_nce
 from facekit.methods.common import as_float, batched
+from facekit.methods.oracle import Oracle, read
 from facekit.methods.synfer.config import SynFERConfig
 from facekit.methods.synfer.data import WordTokenizer
 from facekit.models import ConvEncoder
 from facekit.models.diffusion import ConditionalUNet
+from facekit.models.inputs import check_images
 from facekit.synth.params import AU_NAMES
 from facekit.train import (
     load_pretrained,
@@ -226,7 +228,8 @@ class SynFERPipeline(DiffusionPipeline):
     def features(self, images: Tensor, timestep: int = 200, seed: int = 0, batch_size: int = 256) -> Tensor:
         """UNet features of ``images`` (``N x 3 x H x W`` in [0, 1]) noised to ``timestep`` with fixed
         noise, under the empty prompt and no AUs: the spatial means of the middle block and of each
-        up block, concatenated (the label calibrator's input)."""
+        up block, concatenated (the label calibrator's input). uint8 images are scaled to [0, 1]."""
+        images = check_images(images, uint8=True)
         unet = self.model.unet
         grabbed: list[Tensor] = []
         hooks = [m.register_forward_hook(lambda _m, _i, o: grabbed.append((o[0] if isinstance(o, tuple) else o).mean((2, 3))))
@@ -250,31 +253,28 @@ class SynFERPipeline(DiffusionPipeline):
 
 
 class ExpressionNet(nn.Module):
-    """ConvEncoder -> emotion logits (and, for the oracle, AU activation logits)."""
+    """ConvEncoder -> emotion logits: the downstream classifiers (the oracle is
+    :class:`facekit.methods.oracle.Oracle`)."""
 
-    def __init__(self, dim: int = 64, widths: list[int] | tuple[int, ...] = (16, 32, 48, 64), n_classes: int = 8,
-                 n_aus: int = 0) -> None:
+    def __init__(self, dim: int = 64, widths: list[int] | tuple[int, ...] = (16, 32, 48, 64), n_classes: int = 8) -> None:
         super().__init__()
         self.encoder = ConvEncoder(dim, tuple(widths))
         self.head = nn.Linear(dim, n_classes)
-        self.au_head = nn.Linear(dim, n_aus) if n_aus else None
 
     def forward(self, x: Tensor) -> Tensor:
         return self.head(self.encoder(x))
 
     def outputs(self, x: Tensor) -> dict[str, Tensor]:
         h = self.encoder(x)
-        out = {"features": h, "logits": self.head(h)}
-        if self.au_head is not None:
-            out["au_logits"] = self.au_head(h)
-        return out
+        return {"features": h, "logits": self.head(h)}
 
 
 @torch.no_grad()
-def predict(net: ExpressionNet, images: Tensor, batch_size: int = 256) -> dict[str, Tensor]:
+def predict(net: ExpressionNet | Oracle, images: Tensor, batch_size: int = 256) -> dict[str, Tensor]:
     """``features``, ``proba`` (softmax) and, for the oracle, ``au_proba`` of images in [0, 1] or uint8."""
     net.eval()
-    out = batched(lambda x: net.outputs(as_float(x)), images, batch_size=batch_size, device=net)
+    out = read(net, images, batch_size) if isinstance(net, Oracle) else \
+        batched(lambda x: net.outputs(as_float(x)), images, batch_size=batch_size, device=net)
     res = {"features": out["features"], "proba": out["logits"].softmax(1)}
     if "au_logits" in out:
         res["au_proba"] = out["au_logits"].sigmoid()

@@ -12,8 +12,8 @@ from diffusers import DDPMScheduler
 from torch import Tensor, nn
 
 from facekit.config import get_profile
-from facekit.io import disk_cached, to_uint8
-from facekit.methods.common import PoolSampler, as_float
+from facekit.methods.common import PoolSampler, as_float, render_pool
+from facekit.methods.oracle import Oracle
 from facekit.methods.synfer.config import (
     METHOD,
     N_CLASSES,
@@ -77,26 +77,23 @@ def training_pool(cfg: SynFERConfig, profile: str) -> dict[str, Tensor]:
     """The unlabelled pool with its weak AU labels and captions (token ids): the FEText stand-in."""
     d = cfg.data
     det = au_detector(profile)[0]
+    ds = pool_dataset(d)
 
-    def make() -> dict[str, Tensor]:
-        ds = pool_dataset(d)
-        parts: dict[str, list[Tensor]] = {k: [] for k in ("image", "au", "age", "weight", "glasses", "yaw")}
-        for lo in range(0, d.n_pool, 512):
-            b = ds.batch(torch.arange(lo, min(lo + 512, d.n_pool)))
-            parts["image"].append(to_uint8(b["image"].cpu()))
-            parts["au"].append(detect_aus(det, b["image"].cpu(), d.framing) if det is not None else b["au"].cpu())
-            for k in ("age", "weight", "glasses", "yaw"):
-                parts[k].append(b[k].cpu())
-        pool = {k: torch.cat(v) for k, v in parts.items()}
+    def rows(idx: Tensor) -> dict[str, Tensor]:
+        b = ds.batch(idx)
+        au = detect_aus(det, b["image"].cpu(), d.framing) if det is not None else b["au"]
+        return {"image": b["image"], "au": au, **{k: b[k] for k in ("age", "weight", "glasses", "yaw")}}
+
+    def captioned(pool: dict[str, Tensor]) -> dict[str, Tensor]:
         writer, tok = CaptionWriter(), WordTokenizer(cfg.generator.model["max_len"])
         rng = np.random.default_rng(0)
         captions = [writer.caption(pool["au"][i], float(pool["age"][i]), float(pool["weight"][i]),
                                    float(pool["glasses"][i]), float(pool["yaw"][i]), rng) for i in range(d.n_pool)]
         return {"image": pool["image"], "au": pool["au"], "ids": tok(captions)}
 
-    return disk_cached("synfer-pool", {"pool": pool_key(d), "max_len": cfg.generator.model["max_len"],
-                                        "au_labels": label_kind(profile),
-                                        "v": 3}, make)
+    return render_pool("synfer-pool", {"pool": pool_key(d), "max_len": cfg.generator.model["max_len"],
+                                       "au_labels": label_kind(profile), "v": 3}, d.n_pool, rows, chunk=512,
+                       finish=captioned)
 
 
 def diffusion_loss(model: torch.nn.Module, batch: dict[str, Tensor], scheduler: DDPMScheduler, p_drop_text: float,
@@ -201,11 +198,11 @@ def train_classifier(profile: str, cfg: SynFERConfig, data: dict[str, Tensor], n
 
 
 def oracle_loss(model: nn.Module, batch: dict[str, Tensor]) -> Tensor:
-    out = (model.module if hasattr(model, "module") else model).outputs(classifier_views(as_float(batch["image"])))
+    out = model(classifier_views(as_float(batch["image"])))
     return F.cross_entropy(out["logits"], batch["label"]) + F.binary_cross_entropy_with_logits(out["au_logits"], batch["au"])
 
 
-def train_oracle(profile: str | None, cfg: SynFERConfig, progress: bool | None = False) -> ExpressionNet:
+def train_oracle(profile: str | None, cfg: SynFERConfig, progress: bool | None = False) -> Oracle:
     """The independent judge (seed 0, one per profile): emotion and AU heads on renders."""
     profile = get_profile(profile)
     c = cfg.classifier
@@ -214,7 +211,7 @@ def train_oracle(profile: str | None, cfg: SynFERConfig, progress: bool | None =
     data = PoolSampler(lambda: oracle_data(cfg), tc.batch_size)
 
     kw = {"dim": 2 * c.dim, "widths": [2 * w for w in c.widths], "n_classes": N_CLASSES, "n_aus": N_AUS}
-    return train_or_load("synfer-oracle", ExpressionNet, kw, data, tc, profile=profile, progress=progress,
+    return train_or_load("synfer-oracle", Oracle, kw, data, tc, profile=profile, progress=progress,
                          key={"size": cfg.data.size, "framing": cfg.data.framing, "n": cfg.data.n_oracle,
                               "world": cfg.data.oracle_world},
                          loss_fn=oracle_loss).model

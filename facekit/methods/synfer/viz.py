@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import ipywidgets as widgets
-import matplotlib.pyplot as plt
 import torch
 from matplotlib.figure import Figure
 from torch import Tensor
@@ -13,7 +12,8 @@ from torch import Tensor
 from facekit.methods.synfer.data import CaptionWriter
 from facekit.methods.synfer.model import SynFERPipeline
 from facekit.synth.params import AU_FACS, AU_NAMES, EMOTIONS, au_index, emotion_aus
-from facekit.viz import png_bytes
+from facekit.viz import history_figure as plot_history
+from facekit.viz import history_lines, png_bytes
 
 EXPLORER_AUS = ("AU1", "AU2", "AU4", "AU6", "AU9", "AU12", "AU15", "AU20", "AU25", "AU26")
 
@@ -37,11 +37,9 @@ def emotion_grid(pipe: SynFERPipeline, intensities: Sequence[float] = (0.4, 0.7,
 
 
 def loss_curve(history: Sequence[dict[str, float]], title: str) -> Figure:
-    fig, ax = plt.subplots(figsize=(5, 3))
-    ax.plot([h["step"] for h in history], [h["loss"] for h in history], marker="o", ms=3)
-    ax.set(title=title, xlabel="training step", ylabel="noise-prediction MSE")
-    fig.tight_layout()
-    return fig
+    """The generator's denoising loss over training."""
+    return plot_history({"loss": history_lines(history, {"loss": "denoising loss"})}, title,
+                        ylabel="MSE of the UNet's prediction", log=False, marker="o")
 
 
 class SynFERExplorer:
