@@ -20,6 +20,10 @@ import torch.nn.functional as F
 from facekit.synth.params import FaceParams
 
 Tensor = torch.Tensor
+# How far (share of the window's side) a posed face may sit from the window and still be read
+# from drawn pixels: at pose_scale 1, all but 1% of ICT faces and 0.05% of procedural ones (4,000
+# faces, 48 and 64 px).
+MARGIN = 0.35
 
 
 def key_points(params: FaceParams, backend: str) -> Tensor:
@@ -76,18 +80,14 @@ def frontal_to_posed(params: FaceParams, backend: str) -> Tensor:
     return similarity(key_points(frontal, backend), key_points(params, backend))
 
 
-def source_box(T: Tensor, full: int, row: int, col: int, size: int) -> tuple[int, int, int]:
-    """The smallest square ``(side, row, col)`` of the ``full`` px head image that holds every
-    pixel the warped ``size`` px window at (row, col) reads (1 px spare for bilinear reads)."""
-    edges = torch.tensor([[col, row], [col + size, row], [col, row + size], [col + size, row + size]],
-                         dtype=torch.float32, device=T.device) * (2 / full) - 1
-    src = (edges @ T[:, :, :2].transpose(1, 2) + T[:, :, 2].unsqueeze(1)).reshape(-1, 2)
-    lo = ((src.amin(0) + 1) * full / 2).floor().long() - 1
-    hi = ((src.amax(0) + 1) * full / 2).ceil().long() + 1
-    side = int(min(full, max(size, int((hi - lo).max()))))
-    r0 = int(min(max(0, int(lo[1])), full - side))
-    c0 = int(min(max(0, int(lo[0])), full - side))
-    return side, r0, c0
+def source_box(full: int, row: int, col: int, size: int) -> tuple[int, int, int]:
+    """The square ``(side, row, col)`` of the ``full`` px head image that posed faces are drawn in
+    before the warp: the window widened by :data:`MARGIN` of its side on every side (clamped to
+    the image). It is the same for every face, so a face's pixels never depend on the others in its
+    batch; the rare pose that reads beyond it gets the box's edge pixels."""
+    m = round(MARGIN * size)
+    side = min(full, size + 2 * m)
+    return side, min(max(0, row - m), full - side), min(max(0, col - m), full - side)
 
 
 def warp_window(big: Tensor, T: Tensor, full: int, box: tuple[int, int, int], window: tuple[int, int, int],

@@ -23,7 +23,6 @@ from facekit.synth.style import Style, apply_style
 __all__ = ["BACKENDS", "FRAMINGS", "check_backend", "check_framing", "reframe", "render", "resolve_backend"]
 
 BACKENDS = ("auto", "procedural", "ict")
-ALIGN_GROUP = 32  # posed faces drawn per source box in the face framing
 _warned_fallback = False
 
 
@@ -85,14 +84,9 @@ def _render_face(params: FaceParams, size: int, backend: str) -> torch.Tensor:
         out[~posed] = _render_backend(params[~posed], size, backend, window)
     where = posed.nonzero().view(-1)
     T = pose_align.frontal_to_posed(params[where], backend)
-    # faces shifted alike are drawn together, so each group's source box stays near the window's size
-    shift = T[:, :, 2].cpu()
-    order = sorted(range(len(where)), key=lambda i: (round(float(shift[i, 0]) / 0.04), float(shift[i, 1])))
-    for start in range(0, len(order), ALIGN_GROUP):
-        sel = torch.tensor(order[start:start + ALIGN_GROUP], device=params.device)
-        side, r0, c0 = box = pose_align.source_box(T[sel], full, row, col, size)
-        big = _render_backend(params[where[sel]], side, backend, (full, r0, c0))
-        out[where[sel]] = pose_align.warp_window(big, T[sel], full, box, window, size)
+    box = pose_align.source_box(full, row, col, size)
+    big = _render_backend(params[where], box[0], backend, (full, box[1], box[2]))
+    out[where] = pose_align.warp_window(big, T, full, box, window, size)
     return out
 
 
