@@ -21,7 +21,7 @@ TRAIN_HINT = ("run notebooks/04_synfer.ipynb at this profile, `facekit train syn
               "`python benchmarks/claims.py --method synfer` (cpu profile, seeds 0-2), which train and cache it")
 
 
-FD_SPACE = "synfer oracle ConvEncoder features (oracle trained on renders of world 7, seed 0)"
+FD_SPACE = "synfer oracle SpatialEncoder features (oracle trained on renders of world seed 7, seed 0)"
 
 
 @dataclass

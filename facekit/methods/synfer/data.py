@@ -12,9 +12,9 @@ from torch import Tensor
 
 from facekit.io import disk_cached, to_uint8
 from facekit.methods.synfer.config import N_CLASSES, DataConfig, SynFERConfig
-from facekit.synth.datasets import FaceDataset, IdentitySplit
+from facekit.synth.datasets import FaceDataset
 from facekit.synth.params import AU_NAMES, EMOTIONS, N_AUS, emotion_aus, emotion_matrix
-from facekit.synth.worlds import World, get_world, renderer_fingerprint
+from facekit.synth.worlds import World, WorldFaces, get_world, renderer_fingerprint
 
 
 def _balanced(ds: FaceDataset, per_class: int, chunk: int = 512) -> dict[str, Tensor]:
@@ -72,14 +72,13 @@ def labelled_subset(cfg: SynFERConfig, seed: int) -> Tensor:
 
 
 def pool_key(d: DataConfig) -> dict[str, Any]:
-    return {"size": d.size, "framing": d.framing, "n_identities": d.n_identities, "world_seed": d.world_seed,
-            "n_pool": d.n_pool}
+    return {"world": world_of(d).config(), "n_pool": d.n_pool}
 
 
-def pool_dataset(d: DataConfig) -> FaceDataset:
-    """The unlabelled pool's faces (its data card describes it)."""
-    return FaceDataset(d.n_pool, split="train", identities=IdentitySplit(d.n_identities, world_seed=d.world_seed),
-                       seed=10, size=d.size, framing=d.framing, style="target", expressions="emotion")
+def pool_dataset(d: DataConfig) -> WorldFaces:
+    """The unlabelled pool's faces: emotion prototypes of the world's training persons, so the
+    generator and the oracle see one backend, style and framing (its data card describes it)."""
+    return world_of(d).faces(d.n_pool, split="train", seed=10, expressions="emotion")
 
 
 EMOTION_WORDS = {

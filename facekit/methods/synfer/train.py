@@ -39,6 +39,7 @@ from facekit.methods.synfer.model import (
 from facekit.models import augment
 from facekit.models.diffusion import ConditionalUNet
 from facekit.synth.params import AU_NAMES, N_AUS
+from facekit.synth.worlds import renderer_fingerprint
 from facekit.train import (
     TrainConfig,
     TrainResult,
@@ -93,7 +94,8 @@ def training_pool(cfg: SynFERConfig, profile: str) -> dict[str, Tensor]:
         return {"image": pool["image"], "au": pool["au"], "ids": tok(captions)}
 
     return render_pool("synfer-pool", {"pool": pool_key(d), "max_len": cfg.generator.model["max_len"],
-                                       "au_labels": label_kind(profile), "v": 3}, d.n_pool, rows, chunk=512,
+                                       "au_labels": label_kind(profile), "renderer": renderer_fingerprint(), "v": 4},
+                       d.n_pool, rows, chunk=512,
                        finish=captioned)
 
 
