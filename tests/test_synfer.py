@@ -281,3 +281,17 @@ def test_synfer_world_follows_the_config_and_names_bad_worlds():
     assert o.world_seed == d.oracle_world != d.world_seed
     with pytest.raises(ValueError, match=r"world='nowhere'.*default-target"):
         world_of(synfer.DataConfig(world="nowhere"))
+
+
+def test_oracle_accuracy_splits_by_intensity_bin():
+    from facekit.methods.oracle import Oracle
+
+    torch.manual_seed(0)
+    net = Oracle(16, (8, 8, 16, 16), n_classes=8, n_aus=N_AUS, backbone="spatial")
+    labels = torch.tensor([0, 0, 1, 2, 3, 4, 5, 6, 7, 1])
+    intensity = torch.tensor([0.0, 0.0, 0.2, 0.3, 0.5, 0.6, 0.8, 0.9, 1.0, 0.39])
+    test = {"image": torch.randint(0, 255, (10, 3, 32, 32), dtype=torch.uint8), "label": labels, "intensity": intensity}
+    out = synfer.oracle_accuracy(net, test)
+    assert set(out) == {"oracle/test_acc", *(f"oracle/test_acc/{b}" for b in ("neutral", "low", "medium", "high"))}
+    counts = {"neutral": 2, "low": 3, "medium": 2, "high": 3}
+    assert out["oracle/test_acc"] == pytest.approx(sum(out[f"oracle/test_acc/{b}"] * n for b, n in counts.items()) / 10)

@@ -98,6 +98,7 @@ from facekit.methods.synfer.evaluate import (
     calibrate,
     conditioning_gain,
     generate,
+    oracle_accuracy,
     quality,
     run_seed,
 )
@@ -173,6 +174,7 @@ __all__ = [
     "make_pipeline",
     "moco_loss",
     "noise_scheduler",
+    "oracle_accuracy",
     "pool_dataset",
     "predict",
     "profile_config",
