@@ -230,3 +230,68 @@ def test_conditioning_gain_sees_a_generator_that_uses_its_condition():
         loss_fn=lambda m, b: synfer.diffusion_loss(m, b, sched, 0.1, 0.1), progress=False)
     trained = conditioning_gain(synfer.make_pipeline(model, cfg), pool, timesteps=(900,), n=n)[900]
     assert abs(untrained) < 0.02 and trained > 0.1
+
+
+def test_oracle_reads_places_at_32_and_64_px_and_names_bad_backbones():
+    from facekit.methods.oracle import Oracle
+    from facekit.models import SpatialEncoder
+
+    enc = SpatialEncoder(16, (8, 8, 16, 16)).eval()
+    assert [enc(torch.rand(2, 3, s, s)).shape for s in (32, 64)] == [(2, 16), (2, 16)]
+    # a mark in the left or in the right half gives different features: the map is not pooled away
+    left, right = torch.zeros(1, 3, 32, 32), torch.zeros(1, 3, 32, 32)
+    left[..., 12:20, 2:10], right[..., 12:20, 22:30] = 1.0, 1.0
+    with torch.no_grad():
+        assert not torch.allclose(enc(left), enc(right), atol=1e-4)
+    out = Oracle(16, (8, 8, 16, 16), n_classes=8, n_aus=N_AUS, backbone="spatial")(torch.rand(3, 3, 32, 32))
+    assert out["logits"].shape == (3, 8) and out["au_logits"].shape == (3, N_AUS) and out["features"].shape == (3, 16)
+    with pytest.raises(ValueError, match=r"backbone='vit'.*\['conv', 'spatial'\]"):
+        Oracle(16, backbone="vit")
+
+
+def test_oracle_loss_skips_trace_aus_and_random_au_faces_emotions():
+    from facekit.methods.oracle import Oracle
+    from facekit.methods.synfer.train import oracle_loss
+
+    net = Oracle(16, (8, 8, 16, 16), n_classes=8, n_aus=N_AUS, backbone="spatial").eval()
+    g = torch.Generator().manual_seed(0)
+    batch = {"image": torch.randint(0, 255, (6, 3, 32, 32), dtype=torch.uint8, generator=g),
+             "emotion": torch.tensor([0, 3, -1, -1, 5, 7]), "au_occurs": torch.rand(6, N_AUS, generator=g) > 0.5,
+             "au_known": torch.rand(6, N_AUS, generator=g) > 0.3}
+
+    def loss(b: dict) -> float:
+        torch.manual_seed(1)  # the same views
+        with torch.no_grad():
+            return float(oracle_loss(net, b))
+
+    base = loss(batch)
+    flipped = {**batch, "au_occurs": torch.where(batch["au_known"], batch["au_occurs"], ~batch["au_occurs"])}
+    assert loss(flipped) == pytest.approx(base)  # an unknown (trace) AU is no label
+    relabelled = {**batch, "emotion": torch.tensor([0, 3, -1, -1, 5, 6])}
+    assert loss(relabelled) != pytest.approx(base)  # the emotion labels are used where shown
+
+
+def test_synfer_world_follows_the_config_and_names_bad_worlds():
+    from facekit.methods.synfer.data import oracle_world, world_of
+
+    d = synfer.profile_config("smoke").data
+    w, o = world_of(d), oracle_world(d)
+    assert (w.size, w.framing, w.style, w.n_identities, w.world_seed) == (d.size, d.framing, "target", d.n_identities,
+                                                                           d.world_seed)
+    assert o.world_seed == d.oracle_world != d.world_seed
+    with pytest.raises(ValueError, match=r"world='nowhere'.*default-target"):
+        world_of(synfer.DataConfig(world="nowhere"))
+
+
+def test_oracle_accuracy_splits_by_intensity_bin():
+    from facekit.methods.oracle import Oracle
+
+    torch.manual_seed(0)
+    net = Oracle(16, (8, 8, 16, 16), n_classes=8, n_aus=N_AUS, backbone="spatial")
+    labels = torch.tensor([0, 0, 1, 2, 3, 4, 5, 6, 7, 1])
+    intensity = torch.tensor([0.0, 0.0, 0.2, 0.3, 0.5, 0.6, 0.8, 0.9, 1.0, 0.39])
+    test = {"image": torch.randint(0, 255, (10, 3, 32, 32), dtype=torch.uint8), "label": labels, "intensity": intensity}
+    out = synfer.oracle_accuracy(net, test)
+    assert set(out) == {"oracle/test_acc", *(f"oracle/test_acc/{b}" for b in ("neutral", "low", "medium", "high"))}
+    counts = {"neutral": 2, "low": 3, "medium": 2, "high": 3}
+    assert out["oracle/test_acc"] == pytest.approx(sum(out[f"oracle/test_acc/{b}"] * n for b, n in counts.items()) / 10)

@@ -15,7 +15,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from facekit.methods.common import as_float, batched
-from facekit.models import ConvEncoder
+from facekit.models import ConvEncoder, SpatialEncoder
+
+BACKBONES: dict[str, type[nn.Module]] = {"conv": ConvEncoder, "spatial": SpatialEncoder}
 
 
 class Oracle(nn.Module):
@@ -26,16 +28,24 @@ class Oracle(nn.Module):
 
     ``emb`` is the normalised output of a two-layer ``id_dim`` head when ``id_dim`` is given, else
     the normalised features (an encoder trained with SupCon needs no extra head).
+
+    ``backbone``: ``"conv"`` (:class:`facekit.models.ConvEncoder`, GroupNorm, a 2 x 2 pooled map:
+    the identity oracles, whose contrastive batches mix persons) or ``"spatial"``
+    (:class:`facekit.models.SpatialEncoder`, the audit CNN's layout with its 4 x 4 map: the
+    expression oracle, since an expression is a change at a place).
     """
 
     def __init__(self, dim: int = 64, widths: Sequence[int] = (16, 32, 48, 64), *, id_dim: int = 0,
-                 n_classes: int = 0, n_aus: int = 0, n_codes: int = 0, n_levels: int = 0) -> None:
+                 n_classes: int = 0, n_aus: int = 0, n_codes: int = 0, n_levels: int = 0,
+                 backbone: str = "conv") -> None:
         super().__init__()
         for name, n in (("id_dim", id_dim), ("n_classes", n_classes), ("n_aus", n_aus), ("n_codes", n_codes),
                         ("n_levels", n_levels)):
             if not isinstance(n, int) or n < 0:
                 raise ValueError(f"Oracle {name}={n!r} is not valid; pass a non-negative int (0: no such head)")
-        self.encoder = ConvEncoder(dim, tuple(widths))
+        if backbone not in BACKBONES:
+            raise ValueError(f"Oracle backbone={backbone!r} is not valid; choose one of {list(BACKBONES)}")
+        self.encoder = BACKBONES[backbone](dim, tuple(widths))
         self.id_head = nn.Sequential(nn.Linear(dim, dim), nn.SiLU(), nn.Linear(dim, id_dim)) if id_dim else None
         # The names below are those of the weights the methods cached before this module existed.
         self.head = nn.Linear(dim, n_classes) if n_classes else None
@@ -60,4 +70,4 @@ def read(oracle: nn.Module, images: Tensor, batch_size: int = 512) -> dict[str, 
     return batched(lambda x: oracle(as_float(x)), images, batch_size=batch_size, device=oracle)
 
 
-__all__ = ["Oracle", "read"]
+__all__ = ["BACKBONES", "Oracle", "read"]

@@ -1,6 +1,6 @@
 """Building blocks shared by the methods: encoders, contrastive loss, augmentations."""
 
 from facekit.models.contrastive import augment, supcon_loss
-from facekit.models.encoders import ConvEncoder, n_parameters
+from facekit.models.encoders import ConvEncoder, SpatialEncoder, n_parameters
 
-__all__ = ["ConvEncoder", "augment", "n_parameters", "supcon_loss"]
+__all__ = ["ConvEncoder", "SpatialEncoder", "augment", "n_parameters", "supcon_loss"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 
@@ -50,9 +51,48 @@ class ConvEncoder(nn.Module):
         return self.proj(self.pool(h).flatten(1))
 
 
+class SpatialEncoder(nn.Module):
+    """``N x 3 x H x W`` images in [0, 1] -> ``N x dim`` features that keep *where* things are.
+
+    The audit CNN's layout (``facekit.models.audit_cnn``): 3x3 convolutions of ``widths``, each
+    with BatchNorm and ReLU, 2x2 max pooling after a stage while the map is larger than
+    ``spatial`` (so a 32 px and a 64 px face both end on a 4 x 4 map), then the map flattened
+    into a linear map to ``dim``. Expressions are changes at places (a mouth corner, a brow),
+    and the audit CNN learned them less well through a global pool than through its flattened
+    map. Unlike :class:`ConvEncoder`, a feature depends on the batch while training
+    (BatchNorm), which suits classifiers, not contrastive batches.
+    """
+
+    def __init__(self, dim: int = 256, widths: tuple[int, ...] | list[int] = (32, 64, 96, 128),
+                 spatial: int = 4) -> None:
+        super().__init__()
+        widths = tuple(int(w) for w in widths)
+        if dim < 1 or len(widths) < 2 or any(w < 1 for w in widths) or spatial < 1:
+            raise ValueError(f"dim={dim}, widths={widths}, spatial={spatial} are not valid; pass dim >= 1, "
+                             ">= 2 positive widths and spatial >= 1")
+        c, stages = 3, []
+        for w in widths:
+            stages.append(nn.Sequential(nn.Conv2d(c, w, 3, padding=1, bias=False), nn.BatchNorm2d(w), nn.ReLU()))
+            c = w
+        self.stages = nn.ModuleList(stages)
+        self.pool = nn.AdaptiveAvgPool2d(spatial)  # sizes that do not halve onto the grid
+        self.proj = nn.Linear(c * spatial * spatial, dim)
+        self.dim, self.widths, self.spatial = dim, widths, spatial
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.ndim != 4 or x.shape[1] != 3:
+            raise ValueError(f"expected N x 3 x H x W images, got shape {tuple(x.shape)}")
+        h = x * 2 - 1
+        for stage in self.stages:
+            h = stage(h)
+            if h.shape[-1] >= 2 * self.spatial:
+                h = F.max_pool2d(h, 2)
+        return self.proj(self.pool(h).flatten(1))
+
+
 def n_parameters(model: nn.Module) -> int:
     """Trainable parameter count (for the model cards in the notebooks)."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-__all__ = ["ConvEncoder", "n_parameters"]
+__all__ = ["ConvEncoder", "SpatialEncoder", "n_parameters"]

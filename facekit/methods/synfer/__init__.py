@@ -6,10 +6,13 @@ captions and AU labels (FEText), steers it with an AU adapter and with *semantic
 by an expression classifier, relabels its output with a diffusion-feature *label
 calibrator* (FERAnno), and trains expression recognisers on the synthetic data.
 
-The setting here. The "real" domain is the target style on persons of a world of their own
-(``DataConfig.world_seed``; no other notebook uses them): a large unlabelled pool (train
-persons), a small labelled set of 8 classes (neutral + 7 EMFACS emotions, ``n_labelled`` per
-class, drawn per seed from validation persons) and a test set of test persons.
+The setting here. Every face comes from one training world (``DataConfig.world``, the
+``default-target`` world of :mod:`facekit.synth.worlds`: ICT-FaceKit when its assets are found,
+target style, emotion prototypes at every intensity bin) at SynFER's size and framing. The
+"real" domain is that world on persons of their own (``DataConfig.world_seed``; no other
+notebook uses them): a large unlabelled pool (train persons), a small labelled set of 8
+classes (neutral + 7 EMFACS emotions, ``n_labelled`` per class, drawn per seed from validation
+persons) and a test set of test persons.
 
 Teaching-scale choices (the paper is silent or its scale does not fit a 2-core CPU):
 
@@ -42,9 +45,13 @@ Teaching-scale choices (the paper is silent or its scale does not fit a 2-core C
   its probabilities are averaged with the expression classifier's. A generated image whose
   vote disagrees with its prompt's class is relabelled when the vote's confidence reaches
   ``calib_threshold``, else dropped.
-* **Oracle** (an independent judge, trained once per profile on renders of yet another world):
-  emotion accuracy, AU activation (when no FMAE detector is cached) and the feature space of
-  the Fréchet distance ("synfer oracle ConvEncoder features", named in every record). The
+* **Oracle** (an independent judge, trained once per profile on renders of the same world's
+  backend, style, size and framing over persons of another world seed, ``oracle_world``):
+  emotion accuracy, AU occurrence (when no FMAE detector is cached) and the feature space of
+  the Fréchet distance (:data:`FD_SPACE`, named in every record). It trains on the world's mix
+  of emotion prototypes and random-AU faces, with trace AUs left out of the AU loss, and reads
+  with the audit CNN's layout (``Oracle(backbone="spatial")``: a 4 x 4 map, flattened), since an
+  expression is a change at a place and a global pool loses where. The
   calibrator's label accuracy is measured against the oracle's reading of each image, since a
   generated image has no exact ground truth; its prompt class is the generator's intended label.
 * **Downstream**: one :class:`facekit.models.ConvEncoder` classifier recipe (same steps,
@@ -91,6 +98,7 @@ from facekit.methods.synfer.evaluate import (
     calibrate,
     conditioning_gain,
     generate,
+    oracle_accuracy,
     quality,
     run_seed,
 )
@@ -127,8 +135,8 @@ CLAIMS = (
 )
 # The data cards facekit.cards writes for this method (``facekit cards``), from the cpu config.
 DATA_CARDS = {"synfer_pool": (lambda: pool_dataset(profile_config("cpu", 0).data),
-                              "SynFER's unlabelled target-style pool (notebook 04), rendered at 48 px and "
-                              "cropped to the inner face at 32 px for the diffusion model")}
+                              "SynFER's unlabelled target-style pool (notebook 04): emotion prototypes of the "
+                              "training world at 32 px, the inner face, for the diffusion model")}
 
 __all__ = [
     "METRICS",
@@ -166,6 +174,7 @@ __all__ = [
     "make_pipeline",
     "moco_loss",
     "noise_scheduler",
+    "oracle_accuracy",
     "pool_dataset",
     "predict",
     "profile_config",

@@ -21,7 +21,7 @@ TRAIN_HINT = ("run notebooks/04_synfer.ipynb at this profile, `facekit train syn
               "`python benchmarks/claims.py --method synfer` (cpu profile, seeds 0-2), which train and cache it")
 
 
-FD_SPACE = "synfer oracle ConvEncoder features (oracle trained on renders of world 7, seed 0)"
+FD_SPACE = "synfer oracle SpatialEncoder features (oracle trained on renders of world seed 7, seed 0)"
 
 
 @dataclass
@@ -38,6 +38,10 @@ class DataConfig:
     oracle_world: int = 7
     n_oracle: int = 4000
     framing: str = "face"  # FER sets are tight face crops; at 32 px a full head leaves the mouth a few pixels wide
+    # The training world (facekit.synth.worlds) the oracle's faces come from: its backend (ICT-FaceKit
+    # when the assets are found), style (target: the "real" domain), expression sampling and AU
+    # occurrence threshold; size, framing and persons are this config's.
+    world: str = "default-target"
 
 
 @dataclass
@@ -83,6 +87,7 @@ class ClassifierConfig:
     moco_temperature: float = 0.2
     moco_momentum: float = 0.99
     oracle_steps: int = 1500
+    oracle_backbone: str = "spatial"  # facekit.methods.oracle.BACKBONES; an expression is a change at a place
 
 
 @dataclass

@@ -11,10 +11,10 @@ import torch
 from torch import Tensor
 
 from facekit.io import disk_cached, to_uint8
-from facekit.methods.common import render_pool
 from facekit.methods.synfer.config import N_CLASSES, DataConfig, SynFERConfig
-from facekit.synth.datasets import FaceDataset, IdentitySplit
+from facekit.synth.datasets import FaceDataset
 from facekit.synth.params import AU_NAMES, EMOTIONS, N_AUS, emotion_aus, emotion_matrix
+from facekit.synth.worlds import World, WorldFaces, get_world, renderer_fingerprint
 
 
 def _balanced(ds: FaceDataset, per_class: int, chunk: int = 512) -> dict[str, Tensor]:
@@ -35,21 +35,28 @@ def _balanced(ds: FaceDataset, per_class: int, chunk: int = 512) -> dict[str, Te
     pe = torch.stack(picked)
     order = pe[:, 1].argsort(stable=True)
     b = ds.batch(pe[order, 0])
-    return {"image": to_uint8(b["image"].cpu()), "label": b["emotion"].cpu(), "au": b["au"].cpu()}
+    return {"image": to_uint8(b["image"].cpu()), "label": b["emotion"].cpu(), "au": b["au"].cpu(),
+            "intensity": b["intensity"].cpu()}
+
+
+def world_of(d: DataConfig, world_seed: int | None = None) -> World:
+    """SynFER's training world: ``d.world`` at this config's size and framing (the faces the
+    generator makes), over ``d.n_identities`` persons of ``world_seed`` (default ``d.world_seed``)."""
+    return get_world(d.world, size=d.size, framing=d.framing, n_identities=d.n_identities,
+                     world_seed=d.world_seed if world_seed is None else world_seed)
 
 
 def real_sets(cfg: SynFERConfig) -> dict[str, dict[str, Tensor]]:
     """``labelled`` (``labelled_pool`` per class, val persons) and ``test`` (``n_test`` per class,
-    test persons): target style, class-sorted; the same for every seed."""
+    test persons): emotion prototypes of the world (every intensity bin, neutral at 0),
+    class-sorted, with each face's ``intensity``; the same for every seed."""
     d = cfg.data
-    ids = IdentitySplit(d.n_identities, world_seed=d.world_seed)
+    w = world_of(d)
 
     def make(split: str, per: int, seed: int) -> Callable[[], dict[str, Tensor]]:
-        return lambda: _balanced(FaceDataset(per * N_CLASSES * 4, split=split, identities=ids, seed=seed,
-                                             size=d.size, framing=d.framing,
-                                             style="target", expressions="emotion"), per)
+        return lambda: _balanced(w.faces(per * N_CLASSES * 4, split=split, seed=seed, expressions="emotion"), per)
 
-    key = {"size": d.size, "framing": d.framing, "n_identities": d.n_identities, "world": d.world_seed, "v": 3}
+    key = {"world": w.config(), "renderer": renderer_fingerprint(), "v": 4}
     return {"labelled": disk_cached("synfer-labelled", {**key, "n": d.labelled_pool}, make("val", d.labelled_pool, 11)),
             "test": disk_cached("synfer-test", {**key, "n": d.n_test}, make("test", d.n_test, 12))}
 
@@ -65,14 +72,13 @@ def labelled_subset(cfg: SynFERConfig, seed: int) -> Tensor:
 
 
 def pool_key(d: DataConfig) -> dict[str, Any]:
-    return {"size": d.size, "framing": d.framing, "n_identities": d.n_identities, "world_seed": d.world_seed,
-            "n_pool": d.n_pool}
+    return {"world": world_of(d).config(), "n_pool": d.n_pool}
 
 
-def pool_dataset(d: DataConfig) -> FaceDataset:
-    """The unlabelled pool's faces (its data card describes it)."""
-    return FaceDataset(d.n_pool, split="train", identities=IdentitySplit(d.n_identities, world_seed=d.world_seed),
-                       seed=10, size=d.size, framing=d.framing, style="target", expressions="emotion")
+def pool_dataset(d: DataConfig) -> WorldFaces:
+    """The unlabelled pool's faces: emotion prototypes of the world's training persons, so the
+    generator and the oracle see one backend, style and framing (its data card describes it)."""
+    return world_of(d).faces(d.n_pool, split="train", seed=10, expressions="emotion")
 
 
 EMOTION_WORDS = {
@@ -196,19 +202,18 @@ class WordTokenizer:
         return out
 
 
+def oracle_world(d: DataConfig) -> World:
+    """The oracle's world: SynFER's (:func:`world_of`) over persons of a world seed of its own
+    (``d.oracle_world``), so it judges faces of persons no SynFER model saw."""
+    return world_of(d, d.oracle_world)
+
+
 def oracle_data(cfg: SynFERConfig) -> dict[str, Tensor]:
-    """Target-style renders of another world's persons, with emotions and AU activations."""
-    d = cfg.data
-
-    ds = FaceDataset(d.n_oracle, split="train", identities=IdentitySplit(d.n_identities, world_seed=d.oracle_world),
-                     seed=20, size=d.size, framing=d.framing, style="target", expressions="emotion")
-
-    def rows(idx: Tensor) -> dict[str, Tensor]:
-        b = ds.batch(idx)
-        return {"image": b["image"], "label": b["emotion"], "au": (b["au"].cpu() > ACTIVE).float()}
-
-    return render_pool("synfer-oracle", {"size": d.size, "framing": d.framing, "n": d.n_oracle, "world": d.oracle_world,
-                                         "n_identities": d.n_identities, "v": 3}, d.n_oracle, rows, chunk=512)
+    """The oracle's training faces, rendered once and cached by the world: its mix of emotion
+    prototypes (``emotion`` 0-7, every intensity bin) and random-AU faces (``emotion`` -1), with
+    AU occurrence at the world's threshold and ``au_known`` (trace AUs are neither label)."""
+    pool = oracle_world(cfg.data).pool(cfg.data.n_oracle, split="train", seed=20)
+    return {k: pool[k] for k in ("image", "emotion", "au_occurs", "au_known")}
 
 
 def requests(cfg: SynFERConfig, n: int, seed: int) -> dict[str, Any]:

@@ -31,10 +31,25 @@ from facekit.methods.synfer.train import (
     train_oracle,
     training_pool,
 )
+from facekit.synth.worlds import INTENSITY_BINS, intensity_bin
 
 
 def accuracy(net: ExpressionNet | Oracle, sets: dict[str, Tensor]) -> float:
     return metrics.accuracy(sets["label"].numpy(), predict(net, sets["image"])["proba"].argmax(1).numpy())
+
+
+def oracle_accuracy(oracle: Oracle, test: dict[str, Tensor]) -> dict[str, float]:
+    """The oracle's 8-class accuracy on rendered test faces (``oracle/test_acc``) and per
+    emotion-intensity bin of the world (``oracle/test_acc/<bin>``, neutral faces apart), so a
+    figure over every bin shows where it is lost."""
+    pred = predict(oracle, test["image"])["proba"].argmax(1)
+    out = {"oracle/test_acc": metrics.accuracy(test["label"].numpy(), pred.numpy())}
+    bins = intensity_bin(test["intensity"])  # -1: neutral (intensity 0)
+    for b, name in [(-1, "neutral"), *enumerate(INTENSITY_BINS)]:
+        m = bins == b
+        if bool(m.any()):
+            out[f"oracle/test_acc/{name}"] = metrics.accuracy(test["label"][m].numpy(), pred[m].numpy())
+    return out
 
 
 class LabelCalibrator:
@@ -147,7 +162,7 @@ def run_seed(profile: str | None = None, seed: int = 0, *, progress: bool | None
     test = real["test"]
     oracle = train_oracle(profile, cfg, progress)
     detector, au_source = au_detector(profile)
-    out["oracle/test_acc"] = accuracy(oracle, test)
+    out.update(oracle_accuracy(oracle, test))
     ckey = {"classifier": cfg.classifier, "data": cfg.data, "seed": seed}
     cls_a = train_classifier(profile, cfg, lab, "labelled", {**ckey, "set": "labelled"}, progress=progress)
     out["down/a_labelled"] = accuracy(cls_a, test)
@@ -207,6 +222,7 @@ QUALITY_METRICS = ("quality/{au_text,text,uncond}/{oracle_acc,au_f1,fd}", "guida
 METRICS = {"claims_synfer": (*QUALITY_METRICS, "calib/{calibrator_real_acc,changed_frac,dropped_frac,label_acc_before,"
                                                "label_acc_after}",
                              "down/{a_labelled,b_moco,c_1x,c_5x,d_1x,d_5x}", "generator/cond_gain/t*", "oracle/test_acc",
+                             "oracle/test_acc/{neutral,low,medium,high}",
                              "{S1,S2,S3,S4}/difference"),
            "04_synfer": (*QUALITY_METRICS, "calib/{relabelled,dropped,label_acc_before,label_acc_after}",
                          "classifier_a/test_acc")}

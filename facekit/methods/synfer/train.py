@@ -25,6 +25,7 @@ from facekit.methods.synfer.data import (
     CaptionWriter,
     WordTokenizer,
     oracle_data,
+    oracle_world,
     pool_dataset,
     pool_key,
 )
@@ -38,6 +39,7 @@ from facekit.methods.synfer.model import (
 from facekit.models import augment
 from facekit.models.diffusion import ConditionalUNet
 from facekit.synth.params import AU_NAMES, N_AUS
+from facekit.synth.worlds import renderer_fingerprint
 from facekit.train import (
     TrainConfig,
     TrainResult,
@@ -92,7 +94,8 @@ def training_pool(cfg: SynFERConfig, profile: str) -> dict[str, Tensor]:
         return {"image": pool["image"], "au": pool["au"], "ids": tok(captions)}
 
     return render_pool("synfer-pool", {"pool": pool_key(d), "max_len": cfg.generator.model["max_len"],
-                                       "au_labels": label_kind(profile), "v": 3}, d.n_pool, rows, chunk=512,
+                                       "au_labels": label_kind(profile), "renderer": renderer_fingerprint(), "v": 4},
+                       d.n_pool, rows, chunk=512,
                        finish=captioned)
 
 
@@ -197,24 +200,40 @@ def train_classifier(profile: str, cfg: SynFERConfig, data: dict[str, Tensor], n
     return res.model
 
 
+def oracle_views(x: Tensor) -> Tensor:
+    """Mild views for the oracle: its 4 x 4 map reads places, so crops stay small; blur and noise
+    cover the smoothness of generated faces."""
+    return augment(x, crop_scale=(0.9, 1.0), colour=0.2, grey_p=0.1, blur_p=0.3, noise=0.02)
+
+
 def oracle_loss(model: nn.Module, batch: dict[str, Tensor]) -> Tensor:
-    out = model(classifier_views(as_float(batch["image"])))
-    return F.cross_entropy(out["logits"], batch["label"]) + F.binary_cross_entropy_with_logits(out["au_logits"], batch["au"])
+    """Emotion cross-entropy on the prototype faces plus AU occurrence BCE over the known labels
+    (trace AUs left out), as the audit CNN is trained."""
+    out = model(oracle_views(as_float(batch["image"])))
+    emo = batch["emotion"] >= 0
+    ce = F.cross_entropy(out["logits"][emo], batch["emotion"][emo]) if bool(emo.any()) else out["logits"].sum() * 0
+    known = batch["au_known"].float()
+    bce = F.binary_cross_entropy_with_logits(out["au_logits"], batch["au_occurs"].float(), reduction="none")
+    return ce + (bce * known).sum() / known.sum().clamp(min=1)
+
+
+def oracle_kwargs(cfg: SynFERConfig) -> dict[str, Any]:
+    c = cfg.classifier
+    return {"dim": 2 * c.dim, "widths": [2 * w for w in c.widths], "n_classes": N_CLASSES, "n_aus": N_AUS,
+            "backbone": c.oracle_backbone}
 
 
 def train_oracle(profile: str | None, cfg: SynFERConfig, progress: bool | None = False) -> Oracle:
-    """The independent judge (seed 0, one per profile): emotion and AU heads on renders."""
+    """The independent judge (seed 0, one per profile): emotion and AU heads on the renders of
+    :func:`facekit.methods.synfer.data.oracle_data`."""
     profile = get_profile(profile)
     c = cfg.classifier
     tc = TrainConfig(steps=c.oracle_steps, batch_size=c.train.batch_size, lr=c.train.lr, weight_decay=1e-4,
                      warmup_steps=c.train.warmup_steps, schedule="cosine", seed=0, log_every=c.train.log_every)
     data = PoolSampler(lambda: oracle_data(cfg), tc.batch_size)
-
-    kw = {"dim": 2 * c.dim, "widths": [2 * w for w in c.widths], "n_classes": N_CLASSES, "n_aus": N_AUS}
-    return train_or_load("synfer-oracle", Oracle, kw, data, tc, profile=profile, progress=progress,
-                         key={"size": cfg.data.size, "framing": cfg.data.framing, "n": cfg.data.n_oracle,
-                              "world": cfg.data.oracle_world},
-                         loss_fn=oracle_loss).model
+    key = {"world": oracle_world(cfg.data).config(), "n": cfg.data.n_oracle, "loss": "emotion+au_known", "v": 4}
+    return train_or_load("synfer-oracle", Oracle, oracle_kwargs(cfg), data, tc, profile=profile, progress=progress,
+                         key=key, loss_fn=oracle_loss).model
 
 
 def moco_loss(model: nn.Module, batch: dict[str, Tensor], temperature: float, momentum: float) -> Tensor:
