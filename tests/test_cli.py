@@ -197,8 +197,10 @@ def test_synth_ctrl_c_leaves_the_target_as_it_was(tmp_path):
     out = tmp_path / "ds"
     assert main(["synth", str(out), "--n", "2", "--size", "32"]) == 0
     before = {p.name: p.read_bytes() for p in out.iterdir()}
+    # a job started in the background inherits an ignored SIGINT; give the child the default back
     proc = subprocess.Popen(_synth_cmd(out, "--n", "4000", "--batch-size", "4", "--overwrite"),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     assert proc.stderr.readline().endswith("faces\n")  # rendering has begun
     proc.send_signal(signal.SIGINT)
     rc, err = proc.wait(timeout=120), proc.stderr.read()
