@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from facekit.real.canonical import BACKEND_CANONICAL, POINTS, _procedural_points, measure_canonical
+from facekit.real.canonical import BACKEND_CANONICAL, POINTS, measure_canonical
+from facekit.synth.pose_align import key_points
 
 pytest.importorskip("cv2", reason="the `real` extra (opencv-python-headless) is not installed")
 pytest.importorskip("dlib", reason="dlib-bin is not installed")
@@ -61,7 +62,7 @@ def test_aligned_render_keeps_the_renderers_eye_positions():
     arrays = [im.permute(1, 2, 0).numpy() for im in images]
     crops, recs = align_faces(arrays, 64, target="procedural")
     assert [r.crop for r in recs] == ["landmarks"] * 8, [r.reason for r in recs]
-    truth = _procedural_points(params)  # frame fractions
+    truth = ((key_points(params, "procedural") + 1) / 2).double().numpy()  # frame fractions
     dst = canonical_pixels(64, BACKEND_CANONICAL["procedural"])
     errors = []
     for rec, true in zip(recs, truth, strict=True):

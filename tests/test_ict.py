@@ -370,7 +370,7 @@ AU_REGIONS = {
 # whose largest channel changes by more than 0.05 (about half of what the model showed when
 # the floors were set; the procedural floors are in tests/test_render.py).
 AU_FLOORS = {
-    "AU1": 0.18, "AU2": 0.20, "AU4": 0.18, "AU5": 0.08, "AU6": 0.11, "AU7": 0.06, "AU9": 0.23,
+    "AU1": 0.18, "AU2": 0.20, "AU4": 0.18, "AU5": 0.08, "AU6": 0.13, "AU7": 0.11, "AU9": 0.23,
     "AU10": 0.26, "AU12": 0.40, "AU14": 0.25, "AU15": 0.18, "AU17": 0.25, "AU20": 0.17, "AU23": 0.18,
     "AU25": 0.20, "AU26": 0.40, "AU43": 0.14,
 }

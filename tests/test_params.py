@@ -2,6 +2,7 @@ import pytest
 import torch
 
 from facekit.synth.params import (
+    AU_ANTAGONISTS,
     AU_FACS,
     AU_NAMES,
     EMOTIONS,
@@ -59,6 +60,20 @@ def test_identity_predicts_au_base_rates():
     assert corr > 0.8
     flat = au_propensity(ids, strength=0.0)
     assert torch.allclose(flat, torch.full_like(flat, 0.25))
+
+
+def test_random_aus_never_draw_an_antagonist_pair_and_keep_their_rates():
+    au = sample_aus(20000, seed=3, p_active=0.3) > 0
+    others = [au_index(a) for a in AU_NAMES if not any(a in pair for pair in AU_ANTAGONISTS)]
+    assert abs(float(au[:, others].float().mean()) - 0.3) < 0.01
+    for a, b in AU_ANTAGONISTS:
+        assert not bool((au[:, au_index(a)] & au[:, au_index(b)]).any()), (a, b)
+        rate = float(au[:, au_index(a)].float().mean())
+        assert 0.2 < rate < 0.3, (a, rate)  # each loses only the draws it shared
+    # no prototype combines an antagonist pair either
+    for e in EMOTIONS:
+        proto = emotion_aus(e) > 0
+        assert not any(bool(proto[au_index(a)] & proto[au_index(b)]) for a, b in AU_ANTAGONISTS), e
 
 
 @pytest.mark.parametrize(("field", "value", "match"), [

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from facekit.synth.params import FaceParams, sample_identities
+from facekit.synth.pose_align import LANDMARK_GROUPS, key_points
 
 POINTS = ("left_eye", "right_eye", "mouth")  # image-left eye first (the subject's right eye)
 Point = tuple[float, float]
@@ -38,8 +39,6 @@ CANONICAL: dict[str, Point] = {
     for k in POINTS
 }
 
-# dlib / Multi-PIE 68-point indices whose mean is each point: eye contours and outer lip.
-LANDMARK_GROUPS = {"left_eye": range(36, 42), "right_eye": range(42, 48), "mouth": range(48, 60)}
 
 
 def points_from_68(landmarks: np.ndarray | torch.Tensor) -> np.ndarray:
@@ -50,37 +49,13 @@ def points_from_68(landmarks: np.ndarray | torch.Tensor) -> np.ndarray:
     return torch.stack([lm[..., list(LANDMARK_GROUPS[k]), :].mean(-2) for k in POINTS], -2).numpy()
 
 
-def _procedural_points(params: FaceParams) -> np.ndarray:
-    """(N, 3, 2) feature centres of a frontal procedural face, in frame fractions."""
-    from facekit.synth.layout import FEAT, ZOOM, Layout
-
-    L = Layout(params)
-    cx, cy = L.cx.reshape(-1), L.cy.reshape(-1)
-    ex, ey, my = L.ex.reshape(-1), L.ey.reshape(-1), L.my.reshape(-1)
-
-    def frac(u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        # head units -> zoomed frame (x FEAT + centre) -> image [-1, 1] (x ZOOM) -> [0, 1]
-        return torch.stack([((u * FEAT + cx) * ZOOM + 1) / 2, ((v * FEAT + cy) * ZOOM + 1) / 2], -1)
-
-    return torch.stack([frac(-ex, ey), frac(ex, ey), frac(0 * my, my)], 1).double().numpy()
-
-
-def _ict_points(params: FaceParams, size: int = 256) -> np.ndarray:
-    from facekit.synth.ict import landmarks_ict
-
-    return points_from_68(landmarks_ict(params, size)) / size
-
-
 def measure_canonical(backend: str, n: int = 500, seed: int = 0) -> dict[str, Point]:
     """Mean eye and mouth centres of ``n`` sampled identities at neutral expression, frontal
     pose, age 30 and BMI 22 (``FaceParams.neutral``), drawn by ``backend`` in the head framing."""
-    params = FaceParams.neutral(sample_identities(n, seed))
-    if backend == "procedural":
-        pts = _procedural_points(params)
-    elif backend == "ict":
-        pts = _ict_points(params)
-    else:
+    if backend not in BACKEND_CANONICAL:
         raise ValueError(f"backend={backend!r} is not valid; choose one of {list(BACKEND_CANONICAL)}")
+    # the renderer's own key points (pose alignment uses the same ones), [-1, 1] -> fractions
+    pts = (key_points(FaceParams.neutral(sample_identities(n, seed)), backend).double() + 1) / 2
     mean = pts.mean(0)
     return {k: (round(float(mean[i, 0]), 4), round(float(mean[i, 1]), 4)) for i, k in enumerate(POINTS)}
 

@@ -24,7 +24,11 @@ z out of the face). ``ICTModel.vertices`` evaluates it at full resolution (26,71
   driven together; ``asymmetry`` tilts them). It follows the upstream README's FACS table,
   except AU10 -> mouthUpperUp (ARKit's "upper lip raise"; upstream lists mouthShrugUpper),
   and it adds AU23 (mouthPress + a little mouthPucker), AU25 (lips apart: mouthLowerDown +
-  a little jawOpen) and AU26 (jawOpen 0.6; jawOpen 1 is AU27's full stretch).
+  a little jawOpen) and AU26 (jawOpen 0.6; jawOpen 1 is AU27's full stretch). Two eye AUs get
+  the lid movement FACS describes and the single ARKit shape lacks: AU6 narrows the eye from
+  below (cheekSquint + eyeSquint 0.35) and AU7 lowers the upper lid a little as it tightens
+  (eyeSquint + eyeBlink 0.3). With one shape each they were the least visible AUs and the
+  least detected ones in the learnability audit (``benchmarks/RESULTS.md``).
 * Weight (BMI): ``weight_direction()``, the minimum-norm identity-coefficient change that
   widens the face (x(15) - x(1)) by 0.6 cm and fills the lower cheeks by 0.2 cm (mean
   displacement along the neutral normals, Gaussian windows at the cheeks) per +10 BMI,
@@ -133,8 +137,8 @@ AU_TO_SHAPES: dict[str, dict[str, float]] = {
     "AU2": {"browOuterUp": 1.0},
     "AU4": {"browDown": 1.0},
     "AU5": {"eyeWide": 1.0},
-    "AU6": {"cheekSquint": 1.0},
-    "AU7": {"eyeSquint": 1.0},
+    "AU6": {"cheekSquint": 1.0, "eyeSquint": 0.35},
+    "AU7": {"eyeSquint": 1.0, "eyeBlink": 0.3},
     "AU9": {"noseSneer": 1.0},
     "AU10": {"mouthUpperUp": 1.0},
     "AU12": {"mouthSmile": 1.0},

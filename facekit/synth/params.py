@@ -362,6 +362,15 @@ def au_propensity(identity: torch.Tensor, strength: float = 1.5, base_rate: floa
     return torch.sigmoid(logit)
 
 
+# AU pairs that move one feature in opposite directions, or where the first hides the second:
+# mouth corners up (AU12) or down (AU15); the upper lid raised (AU5) or tightened (AU7) against
+# closed eyes (AU43); the chin pushed up (AU17) against the jaw dropped (AU26). Drawn together
+# they show neither, so a random-AU face labelled with both teaches a detector that an AU can be
+# present and invisible (the learnability audit's ablation in ``benchmarks/RESULTS.md``). The
+# EMFACS prototypes never combine them.
+AU_ANTAGONISTS: tuple[tuple[str, str], ...] = (("AU12", "AU15"), ("AU5", "AU43"), ("AU7", "AU43"), ("AU17", "AU26"))
+
+
 def sample_aus(
     n: int | None = None,
     seed: int = 0,
@@ -371,7 +380,8 @@ def sample_aus(
     intensity: tuple[float, float] = (0.2, 1.0),
 ) -> torch.Tensor:
     """Sparse random AU intensities: each AU is active with its propensity (or ``p_active``),
-    then has an intensity uniform in ``intensity`` (default [0.2, 1])."""
+    then has an intensity uniform in ``intensity`` (default [0.2, 1]). Of an antagonist pair
+    (:data:`AU_ANTAGONISTS`) drawn together, a fair coin keeps one."""
     lo, hi = intensity
     if not 0 <= lo <= hi <= 1:
         raise ValueError(f"intensity={intensity!r} is not valid; pass (low, high) with 0 <= low <= high <= 1")
@@ -380,6 +390,12 @@ def sample_aus(
     idx = _indices(n, indices).view(-1, 1) * N_AUS + torch.arange(N_AUS).view(1, -1)
     p = propensity if propensity is not None else torch.full(idx.shape, p_active)
     active = hash_uniform(seed, idx, 31) < p
+    for k, (a, b) in enumerate(AU_ANTAGONISTS):
+        ia, ib = au_index(a), au_index(b)
+        both = active[:, ia] & active[:, ib]
+        keep_a = hash_uniform(seed, idx[:, 0], 40 + k) < 0.5
+        active[:, ia] &= ~both | keep_a
+        active[:, ib] &= ~both | ~keep_a
     level = lo + (hi - lo) * hash_uniform(seed, idx, 32)
     return torch.where(active, level, torch.zeros(()))
 

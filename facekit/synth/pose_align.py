@@ -24,6 +24,9 @@ Tensor = torch.Tensor
 # from drawn pixels: at pose_scale 1, all but 1% of ICT faces and 0.05% of procedural ones (4,000
 # faces, 48 and 64 px).
 MARGIN = 0.35
+# Multi-PIE 68-point indices whose mean is each key point: eye contours and outer lip (image-left
+# eye first). ``facekit.real`` reads a photo's landmarks through the same groups.
+LANDMARK_GROUPS = {"left_eye": range(36, 42), "right_eye": range(42, 48), "mouth": range(48, 60)}
 
 
 def key_points(params: FaceParams, backend: str) -> Tensor:
@@ -35,7 +38,7 @@ def key_points(params: FaceParams, backend: str) -> Tensor:
 
         size = 256  # landmark positions are exact at any size; 256 keeps them in float range
         lm = landmarks_ict(neutral, size) / size * 2 - 1
-        return torch.stack([lm[:, 36:42].mean(1), lm[:, 42:48].mean(1), lm[:, 48:60].mean(1)], 1)
+        return torch.stack([lm[:, list(g)].mean(1) for g in LANDMARK_GROUPS.values()], 1)
     if backend == "procedural":
         return _procedural_points(neutral)
     raise ValueError(f"backend={backend!r} is not valid for pose alignment; choose 'procedural' or 'ict'")
