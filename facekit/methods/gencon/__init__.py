@@ -41,8 +41,9 @@ Teaching-scale choices (the paper is silent or used real video):
   *mean* correction, which is not. Its weight is 20, not the old world's 100: a large weight
   left a faint correction spread over pixels no expression moves, which the squared error
   barely sees and L1 (the measure of how close the reference is) does (MODEL_CARD.md).
-  End-to-end fine-tuning keeps G's loss at ``rec_weight = 3`` next to the classification loss,
-  so the classifier's gradient does not pull the reference away from the neutral face.
+  End-to-end fine-tuning keeps G's loss at ``rec_weight = 10`` next to the classification
+  loss: at weight 1 and 3 the classifier's gradient through G pulled the reference away from
+  the neutral face again (MODEL_CARD.md).
 * The identity embedding is a small frozen **identity oracle** (a ConvEncoder trained with
   SupCon over persons), trained once per seed on pairs of gencon's *training* photos of one
   person (different expression, pose and light; :func:`oracle_pairs`), so it renders nothing

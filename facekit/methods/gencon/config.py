@@ -90,7 +90,7 @@ class GenConConfig:
     finetune_train: TrainConfig = field(default_factory=lambda: stage_train(120, 32, 5e-4))
     id_weight: float = 0.05  # identity term next to G's reconstruction loss
     mse_weight: float = 20.0  # squared error next to L1: L1 alone collapsed G to the identity map
-    rec_weight: float = 3.0  # G's loss during end-to-end fine-tuning
+    rec_weight: float = 10.0  # G's loss during end-to-end fine-tuning
     temperature: float = 0.1  # the oracle's SupCon temperature
     single_lr: float = 2e-3  # the baseline's lr (a sweep on the training world: MODEL_CARD.md)
 
