@@ -48,7 +48,7 @@ Design choices, and where the paper is silent (the teaching version decides):
   the prediction is antisymmetric in (a, b) by construction. No ordering loss and no
   curriculum from large to small steps.
 * Encoder: the shared :class:`facekit.models.ConvEncoder`, the same for every baseline.
-  ``cpu`` uses 64x64 faces, 500 steps of 32 pairs, sized so that ``facekit train comface``
+  ``cpu`` uses 64x64 faces, 1,000 steps of 32 pairs, sized so that ``facekit train comface``
   fits its share of the first-run budget (times in MODEL_CARD.md).
 * Input framing: :class:`ComFace` takes aligned, head-framed photos by default (what the
   Analyzer passes) and cuts the face window out itself; the worlds' face-framed renders are
