@@ -1,7 +1,7 @@
 """ComFace's quality floors (issue 18) for one seed, without the baselines: a quick check of a
 configuration before the claims run trains SimCLR and the supervised baseline too.
 
-    python benchmarks/comface_floors.py [--profile cpu] [--seed 0]
+    python benchmarks/comface_floors.py [--profile cpu] [--seed 0] [--intra-weight W]
 
 Trains (or loads) ComFace, printing the training wall time, then the figures ``run_seed`` names
 ``comface/<task>/n<labelled>/{mae,spearman}`` and ``comface/verify/{auc,auc_age,auc_expression}``,
@@ -23,8 +23,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--profile", default="cpu")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--intra-weight", type=float, default=None,
+                    help="try another intra-loss weight (default: the profile's); its model is cached apart")
     args = ap.parse_args()
     cfg = comface.profile_config(args.profile, args.seed)
+    if args.intra_weight is not None:
+        cfg.intra_weight = args.intra_weight
     t0 = time.time()
     result = comface.train(args.profile, args.seed, cfg, progress=False)
     how = "loaded" if getattr(result, "loaded", False) else "trained"
@@ -46,7 +50,7 @@ def main() -> None:
                                          comface.verification_pairs(cfg)).items():
         out[f"comface/verify/{k}"] = v
     print(f"world {cfg.data.world!r} (training), {cfg.data.test_world!r} (test), {cfg.data.framing} framing, "
-          f"{cfg.data.size} px; profile {args.profile}, seed {args.seed}")
+          f"{cfg.data.size} px; profile {args.profile}, seed {args.seed}, intra_weight {cfg.intra_weight:g}")
     for k, v in out.items():
         floor = f"  (floor {FLOORS[k]}: {'met' if v >= FLOORS[k] else 'MISSED'})" if k in FLOORS else ""
         print(f"{k} {v:.4f}{floor}")
