@@ -176,7 +176,8 @@ def _audit_job(backend: str, style: str, scale: AuditScale, seed: int, threads: 
 
 def _run_jobs(worlds: list[tuple[str, str]], scale: AuditScale, seed: int, jobs: int,
               t0: float) -> Iterator[tuple[str, dict[str, float], dict[str, Any]]]:
-    """The audits of ``worlds``, in order when ``jobs`` is 1, else as the worker processes finish."""
+    """The audits of ``worlds``, in their order; with ``jobs`` above 1, that many run at once in
+    worker processes."""
     if jobs == 1:
         for backend, style in worlds:
             yield _audit_job(backend, style, scale, seed, 0, t0)
@@ -264,14 +265,13 @@ def main(argv: Sequence[str] | None = None) -> dict[str, dict[str, float]]:
         print(f"[{time.time() - t0:6.0f} s] {msg}", flush=True)
 
     worlds = [(b, s) for b in args.backends for s in args.styles]
-    if args.jobs is None:
-        args.jobs = min(len(worlds), os.cpu_count() or 1)
-    if args.jobs < 1:
+    if args.jobs is not None and args.jobs < 1:
         ap.error(f"--jobs={args.jobs} is not valid; pass 1 or more")
+    jobs = min(len(worlds), args.jobs or os.cpu_count() or 1)
     results: dict[str, dict[str, float]] = {}
     config = {"scale": dataclasses.asdict(scale), "seed": args.seed, "renderer": renderer_fingerprint()}
-    log(f"auditing {len(worlds)} worlds, {min(args.jobs, len(worlds))} at a time")
-    for key, scores, extra in _run_jobs(worlds, scale, args.seed, min(args.jobs, len(worlds)), t0):
+    log(f"auditing {len(worlds)} worlds, {jobs} at a time")
+    for key, scores, extra in _run_jobs(worlds, scale, args.seed, jobs, t0):
         results[key] = scores
         recs = [records.Metric(f"{key}/{k}", v, seeds=(args.seed,), extra=extra) for k, v in scores.items()]
         # recorded world by world, so an interrupted run keeps the worlds it finished
@@ -282,7 +282,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, dict[str, float]]:
     print(f"\nrecord: {path}; wall time {wall / 60:.1f} min")
     if profile != "smoke" and not args.no_results_md:
         command = "python benchmarks/world_audit.py " + " ".join(argv if argv is not None else sys.argv[1:])
-        note = f" ({args.jobs} worlds at a time, one process each)" if args.jobs > 1 else ""
+        note = f" ({jobs} worlds at a time, one process each)" if jobs > 1 else ""
         update_results_md(body, command.strip(), wall, note)
     return results
 

@@ -1,7 +1,12 @@
 import torch
 
+from facekit.synth.render import render
 from facekit.synth.style import STYLES, apply_style
 from facekit.synth.style_stats import STATS, coverage, image_stats, style_sample
+
+
+def render_head(p) -> torch.Tensor:
+    return render(p, 64, backend="procedural", framing="head")
 
 
 def _smooth(n: int = 4, size: int = 48, blocks: bool = False) -> torch.Tensor:
@@ -27,6 +32,17 @@ def test_each_statistic_moves_with_its_cause():
     assert bool((est > 0.8 * lum_sigma).all() and (est < 1.2 * lum_sigma).all())
     grey = img.mean(1, keepdim=True).expand_as(img)
     assert float(image_stats(grey)["saturation"].max()) == 0 and bool((s["saturation"] > 0.3).all())
+
+
+def test_asymmetry_sees_side_light_and_not_a_mirror():
+    from facekit.synth.params import FaceParams
+
+    p = FaceParams.neutral(n=4)
+    front = image_stats(render_head(p))["asymmetry"]
+    side = image_stats(render_head(p.replace(light_azimuth=torch.full((4,), 80.0))))["asymmetry"]
+    assert bool((side > front + 0.15).all()), (front, side)
+    img = render_head(p.replace(light_azimuth=torch.full((4,), 60.0)))
+    assert torch.allclose(image_stats(img.flip(-1))["asymmetry"], image_stats(img)["asymmetry"], atol=1e-5)
 
 
 def test_coverage_flags_a_style_harsher_than_the_photos():

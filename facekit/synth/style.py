@@ -38,12 +38,17 @@ STYLES: dict[str, Style] = {
     # Taiwanese performers 1-15 and scikit-image's astronaut; notebook 01 shows the histograms):
     # brightness, contrast, sharpness, noise and saturation of target renders stay inside the
     # photos' 2-98% ranges. The earlier setting (gamma 1.25, blur 0.8, JPEG 35, a strong warm
-    # cast) was blurrier than every photo and more saturated than any colour one.
+    # cast) was blurrier than every photo and more saturated than any colour one. The light was
+    # then still uncalibrated (azimuth +-85, elevation -15..45, strength 1.0-1.6): its left-right
+    # asymmetry reached 0.76 at the 98th percentile against 0.39 for ORL and 0.27 for the
+    # Taiwanese photos, and it cost the world audit's target verification about 0.025. The key
+    # light now spans +-30 degrees and is stronger and lower than the clean one, which keeps the
+    # asymmetry inside the photos' range (98th percentile 0.37 for ICT faces).
     "target": Style(
         "target",
-        light_azimuth=(-85.0, 85.0),
-        light_elevation=(-15.0, 45.0),
-        light_strength=(1.0, 1.6),
+        light_azimuth=(-30.0, 30.0),
+        light_elevation=(0.0, 50.0),
+        light_strength=(0.9, 1.4),
         colour_gain=(1.04, 1.0, 0.94),
         gamma=1.1,
         blur_sigma=0.45,

@@ -1,8 +1,8 @@
 """Simple image statistics that say how harsh a style is, for renders and photos alike.
 
 The target style stands in for real photos, so it should be as hard as they are and no harder:
-if its faces are darker, blurrier or noisier than any real photo, a model that fails on it is
-failing on a world nobody photographs. These five numbers are computed per image, on the same
+if its faces are darker, blurrier, noisier or more harshly side-lit than any real photo, a model
+that fails on it is failing on a world nobody photographs. These six numbers are computed per image, on the same
 aligned face crops for both (64 px head framing, as ``facekit.real.align_faces`` cuts photos), so
 their distributions can be compared side by side (``facekit.viz.style_calibration``).
 """
@@ -14,13 +14,14 @@ import math
 import torch
 import torch.nn.functional as F
 
-STATS = ("brightness", "contrast", "sharpness", "noise", "saturation")
+STATS = ("brightness", "contrast", "sharpness", "noise", "saturation", "asymmetry")
 STAT_UNITS = {
     "brightness": "mean luminance (0-1)",
     "contrast": "luminance std (0-1)",
     "sharpness": "Laplacian std (0-1 scale)",
     "noise": "noise sigma (0-1 scale)",
     "saturation": "mean HSV saturation (0-1)",
+    "asymmetry": "left-right luminance gap / mean",
 }
 _LAPLACE = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]])
 # Immerkaer (1996): this mask cancels image structure up to second order, leaving the noise.
@@ -37,12 +38,16 @@ def _luminance(images: torch.Tensor) -> torch.Tensor:
 
 
 def image_stats(images: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Per-image brightness, contrast, sharpness, noise and saturation of ``N x C x H x W`` images.
+    """Per-image brightness, contrast, sharpness, noise, saturation and asymmetry of
+    ``N x C x H x W`` images.
 
     brightness: mean luminance. contrast: luminance standard deviation (RMS contrast).
     sharpness: standard deviation of the luminance Laplacian (falls with blur).
     noise: Immerkaer's estimate of the sensor noise sigma. saturation: mean of
-    (max - min) / max over RGB (0 for grey images).
+    (max - min) / max over RGB (0 for grey images). asymmetry: the gap between the mean
+    luminance of the left and right halves of the central two thirds (the face in an aligned
+    crop), over its mean; a face is near-symmetric, so this measures how hard the light comes from
+    one side, which none of the other five sees.
     """
     lum = _luminance(images)
     lap = F.conv2d(lum, _LAPLACE.view(1, 1, 3, 3).to(lum))
@@ -53,8 +58,12 @@ def image_stats(images: torch.Tensor) -> dict[str, torch.Tensor]:
         saturation = torch.where(hi > 1e-3, (hi - lo) / hi.clamp(min=1e-3), torch.zeros(())).mean((1, 2))
     else:
         saturation = torch.zeros(len(x))
+    h, w = lum.shape[-2:]
+    face = lum[:, 0, h // 6: h - h // 6, w // 6: w - w // 6]
+    half = face.shape[-1] // 2
+    gap = (face[..., :half].mean((1, 2)) - face[..., -half:].mean((1, 2))).abs()
     return {"brightness": lum.mean((1, 2, 3)), "contrast": lum.std((1, 2, 3)), "sharpness": lap.std((1, 2, 3)),
-            "noise": noise, "saturation": saturation}
+            "noise": noise, "saturation": saturation, "asymmetry": gap / face.mean((1, 2)).clamp(min=1e-3)}
 
 
 def coverage(synthetic: dict[str, torch.Tensor], real: dict[str, torch.Tensor],
