@@ -17,8 +17,13 @@ def claims(profile: str, seeds: Sequence[int], per: dict[str, list[float]]) -> t
 
     cfg = comface.profile_config(profile)
     n_mid = sorted(cfg.data.n_labelled)[len(cfg.data.n_labelled) // 2]
-    recs = [seed_metric(k, v, seeds) for k, v in per.items()]
+    test = comface.world_of(cfg.data, "test")
+    setting = {"train_world": cfg.data.world, "test_world": test.name, "backend": test.resolved_backend(),
+               "style": test.style, "framing": cfg.data.framing, "size": cfg.data.size}
+    recs = [seed_metric(k, v, seeds, **setting) for k, v in per.items()]
     lines = [f"### Claims ({profile} profile, seeds {list(seeds)}; mean [95% t interval] over seeds)", "",
+             f"Setting: trained on the {cfg.data.world!r} world, measured on unseen persons of the {test.name!r} world "
+             f"({setting['backend']} backend, {test.style} style, {cfg.data.framing} framing, {cfg.data.size} px).", "",
              "| claim | comparison | ComFace | baseline | difference | every seed | holds |", "|---|---|---|---|---|---|---|"]
     c1 = []
     for task in comface.TASKS:
@@ -34,12 +39,12 @@ def claims(profile: str, seeds: Sequence[int], per: dict[str, list[float]]) -> t
                          f"{fmt(theirs)} | {fmt(list(np.subtract(ours, theirs)))} | {d.every_seed} | {d.holds} |")
     auc = per["comface/verify/auc"]
     d2 = metrics.paired_difference(auc, [0.95] * len(auc), higher_is_better=True)
-    lines.append(f"| C2 | verification ROC-AUC >= 0.95 (age +30 y and strong expression, held-out target-style persons) "
+    lines.append(f"| C2 | verification ROC-AUC >= 0.95 (age +30 y and strong expression, held-out {test.style}-style persons) "
                  f"| {fmt(auc)} | 0.95 | {fmt(list(np.subtract(auc, 0.95)))} | {d2.every_seed} | {d2.holds} |")
     recs.append(records.Metric("C1/holds", float(all(c1)), extra={"parts": len(c1), "parts_holding": sum(c1)}))
     recs.append(records.Metric("C2/holds", float(d2.holds), extra={"every_seed": d2.every_seed, "ci": [d2.low, d2.high]}))
     lines += ["", f"C1 holds: **{all(c1)}** ({sum(c1)}/{len(c1)} comparisons). C2 holds: **{d2.holds}**.", "",
-              "### Transfer (target style, unseen persons; MAE in task units, Spearman rho)", "",
+              f"### Transfer ({test.name} world, {test.style} style, unseen persons; MAE in task units, Spearman rho)", "",
               "| method | task | labelled pairs | MAE | Spearman |", "|---|---|---|---|---|"]
     for method in ("comface", "simclr", "pca", "supervised"):
         for task in comface.TASKS:

@@ -33,7 +33,7 @@ def main() -> None:
         cfg = comface.profile_config(args.profile, args.seed)
         cfg.intra_weight = w
         model = comface.ComFace(comface.train(args.profile, args.seed, cfg, progress=False).model, cfg, args.profile, args.seed)
-        feats[f"comface w={w:g}"] = lambda a, b, m=model: m.pair_features(a, b).numpy()
+        feats[f"comface w={w:g}"] = lambda a, b, m=model: m.pair_features(a, b, m.framing).numpy()
     print(f"validation persons, {n} labelled pairs per task; MAE (task units)")
     print("| features | " + " | ".join(comface.TASKS) + " |\n|---|" + "---|" * len(comface.TASKS))
     rows: dict[str, list[float]] = {}

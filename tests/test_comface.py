@@ -6,18 +6,24 @@ import numpy as np
 import pytest
 import torch
 
+from facekit.io import to_uint8
 from facekit.methods import comface
 from facekit.methods.comface import ChangeHead, ComFaceConfig, ComFaceNet, DataConfig
+from facekit.methods.comface.data import world_of
 from facekit.methods.common import PoolSampler
 from facekit.models import ConvEncoder, augment, supcon_loss
+from facekit.synth.framing import reframe
+from facekit.synth.worlds import get_world
 from facekit.train import TrainConfig, fit
 
 TINY_MODEL = {"dim": 32, "widths": [8, 8, 16, 16], "inter_dim": 16, "intra_dim": 8, "tasks": list(comface.TASKS)}
 
 
-def tiny_cfg(steps: int = 3) -> ComFaceConfig:
+def tiny_cfg(steps: int = 3, world: str = "procedural", test_world: str = "procedural-target") -> ComFaceConfig:
+    """Procedural worlds keep the tests fast; the default config draws from the ICT worlds."""
     return ComFaceConfig(model=dict(TINY_MODEL),
-                         data=DataConfig(size=32, n_identities=60, pool_pairs=8, n_labelled=(12,), n_eval=12, n_verify=6),
+                         data=DataConfig(world=world, test_world=test_world, size=32, n_identities=60, pool_pairs=8,
+                                         n_labelled=(12,), n_eval=12, n_verify=6),
                          train=TrainConfig(steps=steps, batch_size=8, lr=3e-3, log_every=1))
 
 
@@ -83,7 +89,7 @@ def test_load_round_trip_and_bad_input():
     x = torch.rand(3, 3, 32, 32)
     with torch.no_grad():
         ref = trained(x)["intra"]
-    assert torch.allclose(model.embed(x)["intra"], ref, atol=1e-5)
+    assert torch.allclose(model.embed(x, framing="face")["intra"], ref, atol=1e-5)
     with pytest.raises(ValueError, match=r"valid tasks are \['expression', 'weight', 'age'\]"):
         model.predict_change(x, x, "smile")
     with pytest.warns(UserWarning, match="resizing"):
@@ -103,3 +109,45 @@ def test_change_meter_widget():
     assert meter.estimate()["true"] == pytest.approx(10)
     meter.factor.value = "expression"
     assert 0 <= meter.value_a.value <= 1 and "facekit-explorer" in meter.widget._dom_classes
+
+
+def test_sets_come_from_the_named_worlds():
+    cfg = tiny_cfg()
+    d = cfg.data
+    assert world_of(d) == get_world("procedural", size=32, framing="face", n_identities=60)
+    assert world_of(d, "test") == get_world("procedural-target", size=32, framing="face", n_identities=60)
+    # an eval pair is the test world's pair of the second half of the test persons, rendered as that world renders
+    w = world_of(d, "test")
+    ds = w.pairs(d.n_eval, split="test", seed=202, factor="age", nuisance=d.nuisance)
+    ds.persons = ds.persons[len(w.identities.ids("test")) // 2:]
+    ev = comface.transfer_sets(cfg, "age")["eval"]
+    ref = ds.batch([0, 1])
+    assert torch.equal(ev["a"][:2], to_uint8(ref["a"].cpu())) and torch.equal(ev["b"][:2], to_uint8(ref["b"].cpu()))
+    assert set(ev["person"].tolist()) <= set(ds.persons.tolist())
+    # another world is another cached pool (the world is in the cache key), not a stale hit
+    clean = comface.training_pool(cfg)["a"]
+    target = comface.training_pool(tiny_cfg(world="procedural-target"))["a"]
+    assert clean.shape == target.shape and not torch.equal(clean, target)
+    assert comface.verification_pairs(cfg)["a"].shape[-1] == d.size
+
+
+def test_data_config_errors_name_the_field():
+    with pytest.raises(ValueError, match=r"DataConfig.world='nowhere' is not valid; choose one of \['default'"):
+        DataConfig(world="nowhere")
+    with pytest.raises(ValueError, match=r"DataConfig.test_world='ict-blur' is not valid"):
+        DataConfig(test_world="ict-blur")
+    with pytest.raises(ValueError, match=r"DataConfig.framing='body' is not valid; choose one of \['head', 'face'\]"):
+        DataConfig(framing="body")
+    with pytest.raises(ValueError, match=r"role='val' is not valid; choose one of \['train', 'test'\]"):
+        world_of(DataConfig(), "val")
+
+
+def test_face_framed_model_cuts_the_face_from_head_framed_photos():
+    cfg = tiny_cfg()
+    torch.manual_seed(0)
+    model = comface.ComFace(ComFaceNet(**cfg.model).eval(), cfg, "smoke", 0)
+    assert model.framing == "face"
+    head = torch.rand(2, 3, 64, 64)
+    face = reframe(head, cfg.data.size, "face")
+    assert torch.allclose(model.embed(head)["inter"], model.embed(face, framing="face")["inter"], atol=1e-5)
+    assert not torch.allclose(model.embed(head)["inter"], model.embed(head, framing="face")["inter"], atol=1e-3)

@@ -8,19 +8,21 @@ import numpy as np
 import pytest
 import torch
 
+from facekit.io import to_uint8
 from facekit.methods import gencon
 from facekit.methods.gencon import DataConfig, GenConConfig
 from facekit.methods.gencon.config import stage_train as _tc
 from facekit.methods.gencon.viz import IntensityExplorer
 from facekit.models.unet import UNet
-from facekit.synth.params import EMOTIONS
+from facekit.synth.params import EMOTIONS, emotion_matrix
+from facekit.synth.worlds import INTENSITY_BIN_EDGES
 
 
 def tiny_cfg() -> GenConConfig:
     return GenConConfig(
         model={"g_widths": [8, 8, 16], "dim": 16, "e_widths": [8, 8, 8, 16], "n_classes": len(EMOTIONS)},
         oracle_model={"dim": 8, "widths": [8, 8, 8, 8]},
-        data=DataConfig(size=32, n_identities=20, per_person=4, n_test=24, oracle_persons=16),
+        data=DataConfig(size=32, n_identities=20, per_person=4, n_test=24),
         oracle_train=_tc(3, 16, 2e-3), generator_train=_tc(4, 8, 2e-3), encoder_train=_tc(4, 8, 2e-3),
         finetune_train=_tc(4, 8, 5e-4),
     )
@@ -68,6 +70,43 @@ def test_expression_set_has_exact_neutrals_and_disjoint_persons(tmp_path, monkey
         gencon.expression_set(cfg, "dev")
     with pytest.raises(ValueError, match="bins="):
         DataConfig(bins=((0.0, 0.5), (0.5, 1.0), (0.2, 0.1)))
+
+
+def test_faces_come_from_the_named_world(tmp_path, monkeypatch):
+    monkeypatch.setenv("FACEKIT_CACHE", str(tmp_path))
+    cfg = tiny_cfg()
+    cfg.data = DataConfig(world="procedural", size=32, n_identities=20, per_person=2, n_test=8)
+    train = gencon.expression_set(cfg, "train")
+    w = gencon.world_of(cfg.data)
+    assert (w.name, w.size, w.framing, w.n_identities) == ("procedural", 32, "face", 20)
+    p, extra = w.faces(len(train["emotion"]), split="train", seed=11, expressions="neutral").params([0, 1])
+    assert torch.equal(extra["person"], train["person"][:2])
+    au = emotion_matrix()[train["emotion"][:2]] * train["intensity"][:2, None]
+    assert torch.equal(to_uint8(w.render(p.replace(au=au))), train["image"][:2])  # the world drew these faces
+    assert torch.equal(to_uint8(w.render(w.neutral(p))), train["neutral"][:2])
+    assert set(train["person"].tolist()) == set(w.identities.ids("train").tolist())
+    other = DataConfig(world="procedural-target", size=32, n_identities=20, per_person=2, n_test=8)
+    cfg.data = other
+    assert not torch.equal(gencon.expression_set(cfg, "train")["image"], train["image"])  # the world is in the key
+
+
+def test_oracle_pairs_are_two_photos_of_one_training_person(tmp_path, monkeypatch):
+    monkeypatch.setenv("FACEKIT_CACHE", str(tmp_path))
+    cfg = tiny_cfg()
+    pairs, train = gencon.oracle_pairs(cfg), gencon.expression_set(cfg, "train")
+    n_persons = len(cfg.data.identities().ids("train"))
+    assert len(pairs["person"]) == (cfg.data.per_person - 1) * n_persons
+    assert set(pairs["person"].tolist()) <= set(train["person"].tolist())
+    assert not set(pairs["person"].tolist()) & set(cfg.data.identities().ids("test").tolist())
+    assert all(not torch.equal(a, b) for a, b in zip(pairs["a"], pairs["b"], strict=True))
+
+
+def test_data_config_errors_name_the_field():
+    with pytest.raises(ValueError, match="DataConfig.world='nope' is not valid; choose one of .*'default'"):
+        DataConfig(world="nope")
+    with pytest.raises(ValueError, match="DataConfig.per_person=1 is not valid"):
+        DataConfig(per_person=1)
+    assert DataConfig().bins == tuple(zip(INTENSITY_BIN_EDGES[:-1], INTENSITY_BIN_EDGES[1:], strict=True))
 
 
 def test_generator_learns_to_remove_the_expression(tmp_path, monkeypatch):
@@ -149,6 +188,8 @@ def test_real_photos_warn_when_no_face(trained):
 
 
 def test_widget_updates_with_the_slider(trained):
+    with pytest.raises(ValueError, match="person=-3 is not valid; pick a test person"):
+        gencon.person_photo(trained["cfg"].data, -3)
     w = IntensityExplorer(trained["model"], emotion="surprise")
     before, caption = w.images[0].value, w.caption.value
     w.intensity.value = 1.0

@@ -17,16 +17,25 @@ frozen features, pair feature ``g(b) - g(a)``, one ridge regression per task.
 
 Design choices, and where the paper is silent (the teaching version decides):
 
-* Data: same-person pairs from :class:`facekit.synth.datasets.PairDataset`, one factor
+* Data: same-person pairs from the training worlds (:mod:`facekit.synth.worlds`), one factor
   changing (expression intensity, weight or age), pose and light jittered a little within a
-  pair. Photo b then gets another pair's background, clothing, pose and light
+  pair. ``DataConfig.world`` (``"default-mixed"``: ICT-FaceKit when its assets are found, half
+  the faces in the photo-like target style) holds the pool ComFace and its baselines train on;
+  ``DataConfig.test_world`` (``"default-target"``: the target style only, the stand-in for real
+  photos) holds the labelled transfer pairs, their evaluation pairs and the verification pairs,
+  all of persons no model trained on. Faces are 64 px in the ``"face"`` framing (the inner face,
+  as aligned crops are): expression and age live inside it, and at 48 px in the head framing an
+  emotion moved too few pixels to be learned (expression-change Spearman 0.02); the cheeks and
+  jaw line that show weight stay in the window (MODEL_CARD.md has the figures). Photo b then
+  gets another pair's background, clothing, pose and light
   (``DataConfig.new_scene``), as two real photos would: with the scene shared, the
   contrastive loss matched backdrops and never learned to recognise a person across pose and
   light (the measurement is in MODEL_CARD.md). Every pair carries the
   full 3-vector of deltas: the two factors that do not change have a delta of exactly 0,
   which the synthetic world knows, so the intra head learns to say "no age change" on an
-  expression pair. A pool of pairs is rendered once per run and
-  reused across epochs with fresh augmentations (rendering is the cost on a CPU).
+  expression pair. A pool of pairs is rendered once per config, cached as uint8 under a key
+  that holds the world, and reused across epochs with fresh augmentations (rendering is the
+  cost on a CPU).
 * Augmentation (plain torch; the paper's synthetic images are not re-styled): photometric
   only (colour, grey, blur, noise, flip), drawn independently for a and b, so the features
   tolerate camera effects like those of the target style; no crops, since a crop looks like
@@ -38,10 +47,12 @@ Design choices, and where the paper is silent (the teaching version decides):
   regressor has no bias, so "no change" maps to 0 and
   the prediction is antisymmetric in (a, b) by construction. No ordering loss and no
   curriculum from large to small steps.
-* Encoder: the shared :class:`facekit.models.ConvEncoder` (about 0.4M parameters at the
-  ``cpu`` profile), the same for every baseline. ``cpu`` uses 48x48 faces, 500 steps of 32
-  pairs, sized so that the claims run (nine models: 3 seeds x ComFace, SimCLR, supervised) fits
-  the machine (step times in MODEL_CARD.md).
+* Encoder: the shared :class:`facekit.models.ConvEncoder`, the same for every baseline.
+  ``cpu`` uses 64x64 faces, 1,000 steps of 32 pairs, sized so that ``facekit train comface``
+  fits its share of the first-run budget (times in MODEL_CARD.md).
+* Input framing: :class:`ComFace` takes aligned, head-framed photos by default (what the
+  Analyzer passes) and cuts the face window out itself; the worlds' face-framed renders are
+  passed with ``framing="face"``.
 
 Baselines (same encoder, data and steps x batch): SimCLR on the same pool of images
 (:func:`facekit.methods.comface.evaluate.train_simclr`), supervised from scratch on the labelled
@@ -74,6 +85,7 @@ from facekit.methods.comface.data import (
     training_pool,
     transfer_sets,
     verification_pairs,
+    world_of,
 )
 from facekit.methods.comface.evaluate import (
     METRICS,
@@ -142,4 +154,5 @@ __all__ = [
     "transfer_sets",
     "verification_auc",
     "verification_pairs",
+    "world_of",
 ]

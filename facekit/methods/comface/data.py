@@ -1,19 +1,20 @@
-"""ComFace's data: same-person pairs from the synthetic world, rendered once per config."""
+"""ComFace's data: same-person pairs from the training worlds (``facekit.synth.worlds``), rendered once per config."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from facekit.io import disk_cached, to_uint8
-from facekit.methods.comface.config import DELTA_SCALE, TASKS, ComFaceConfig, check_task
+from facekit.methods.comface.config import DELTA_SCALE, TASKS, ComFaceConfig, DataConfig, check_task
 from facekit.methods.common import render_pool
-from facekit.synth.datasets import IdentitySplit, PairDataset
-from facekit.synth.params import EMOTIONS, N_AUS, emotion_matrix, sample_params
-from facekit.synth.render import render
+from facekit.synth.datasets import PairDataset
+from facekit.synth.params import EMOTIONS, emotion_matrix
+from facekit.synth.worlds import World, get_world, renderer_fingerprint
 
 
 def _pairs_new_scene(ds: PairDataset, indices: Tensor) -> dict[str, Tensor]:
@@ -48,46 +49,64 @@ def pair_rows(ds: PairDataset, task: str, new_scene: bool = False,
     return rows
 
 
-def training_pool(cfg: ComFaceConfig) -> dict[str, Tensor]:
-    """The clean-style, train-split pairs every model of this config trains on (all factors).
+WORLD_ROLES = ("train", "test")
 
-    Factor k uses dataset items ``k * pool_pairs ...``, so the three factors together cover
-    ``3 * pool_pairs`` consecutive persons of the round-robin (all persons when that exceeds
-    the split). Shared by ComFace and the SimCLR baseline; the same for every seed.
+
+def world_of(d: DataConfig, role: str = "train") -> World:
+    """ComFace's world for ``role``: ``"train"`` is ``d.world`` (the pool), ``"test"`` is
+    ``d.test_world`` (transfer and verification), each at this config's size, framing and persons."""
+    if role not in WORLD_ROLES:
+        raise ValueError(f"role={role!r} is not valid; choose one of {list(WORLD_ROLES)}")
+    return get_world(d.world if role == "train" else d.test_world, size=d.size, framing=d.framing,
+                     n_identities=d.n_identities)
+
+
+def world_key(w: World) -> dict[str, Any]:
+    """What a cached set depends on besides its own sizes: the world (backend resolved) and the renderer."""
+    return {"world": w.config(), "renderer": renderer_fingerprint()}
+
+
+def training_pool(cfg: ComFaceConfig) -> dict[str, Tensor]:
+    """The train-split pairs of ``cfg.data.world`` every model of this config trains on (all factors).
+
+    Factor k uses dataset items ``k * pool_pairs ...`` of a round robin over the persons: with
+    ``same_persons`` over the first ``pool_pairs`` train persons, so each has one pair of every
+    factor (row ``i`` of each factor is person ``i``), else over all train persons. Shared by
+    ComFace and the SimCLR baseline; the same for every seed.
     """
     d = cfg.data
-    ids = IdentitySplit(d.n_identities)
+    w = world_of(d)
+    n_persons = min(d.pool_pairs, len(w.identities.ids("train"))) if d.same_persons else None
     parts = []
     for k, task in enumerate(TASKS):
-        ds = PairDataset(3 * d.pool_pairs, split="train", identities=ids, seed=0, size=d.size, style="clean",
-                         factor=task, nuisance=d.nuisance)
-        parts.append(render_pool(f"comface-pool-{task}", {"data": d, "v": 1}, d.pool_pairs,
+        ds = w.pairs(3 * d.pool_pairs, split="train", seed=0, factor=task, nuisance=d.nuisance, n_persons=n_persons)
+        parts.append(render_pool(f"comface-pool-{task}", {"data": d, **world_key(w), "v": 2}, d.pool_pairs,
                                  pair_rows(ds, task, d.new_scene, offset=k * d.pool_pairs), images=("a", "b")))
     return {key: torch.cat([p[key] for p in parts]) for key in parts[0]}
 
 
 def transfer_sets(cfg: ComFaceConfig, task: str, split: str = "test") -> dict[str, dict[str, Tensor]]:
-    """Target-style pairs of test persons for one task: a ``labelled`` pool (the first half of
-    the test persons; per-seed subsets of it are the labelled sets) and an ``eval`` set of
-    other test persons. Fixed across seeds, so seeds differ in training and in the subset.
-    ``split="val"`` builds the same from validation persons, for choosing settings."""
+    """Pairs of ``cfg.data.test_world`` (the target style: real photos) for one task: a
+    ``labelled`` pool (the first half of the split's persons; per-seed subsets of it are the
+    labelled sets) and an ``eval`` set of the other half. Fixed across seeds, so seeds differ in
+    training and in the subset. ``split="val"`` builds the same from validation persons, for
+    choosing settings."""
     check_task(task, TASKS)
     if split not in ("val", "test"):
         raise ValueError(f"split={split!r} is not valid; transfer sets come from 'val' or 'test' persons")
     d = cfg.data
-    ids = IdentitySplit(d.n_identities)
-    half = len(ids.ids(split)) // 2
+    w = world_of(d, "test")
+    half = len(w.identities.ids(split)) // 2
 
     def pool(part: str) -> dict[str, Tensor]:
         n = max(d.n_labelled) if part == "labelled" else d.n_eval
-        ds = PairDataset(n, split=split, identities=ids, seed=101 if part == "labelled" else 202, size=d.size,
-                         style="target", factor=task, nuisance=d.nuisance)
+        ds = w.pairs(n, split=split, seed=101 if part == "labelled" else 202, factor=task, nuisance=d.nuisance)
         persons = ds.persons
         ds.persons = persons[:half] if part == "labelled" else persons[half:]
         return render_pool(f"comface-{part}", {**key, "n": n}, n, pair_rows(ds, task), images=("a", "b"))
 
-    key = {"size": d.size, "n_identities": d.n_identities, "nuisance": d.nuisance, "task": task, "v": 1,
-           **({"split": split} if split != "test" else {})}
+    key = {"n_identities": d.n_identities, "nuisance": d.nuisance, "task": task, "split": split, **world_key(w),
+           "v": 2}
     return {part: pool(part) for part in ("labelled", "eval")}
 
 
@@ -109,32 +128,30 @@ def images(pairs: dict[str, Tensor], which: str, idx: Tensor | None = None) -> T
 
 
 def verification_pairs(cfg: ComFaceConfig, seed: int = 303) -> dict[str, Tensor]:
-    """Target-style verification pairs of held-out test persons across a *large* change.
+    """Verification pairs of held-out test persons of ``cfg.data.test_world`` across a *large* change.
 
     For each of ``n_verify`` persons: an age pair (age a and a + 30 years) and an expression
-    pair (neutral and one emotion at full intensity), each photo with its own pose, light and
-    background. Impostors pair person i's first photo with person i+1's second photo.
-    ``kind`` is 0 for age pairs, 1 for expression pairs.
+    pair (neutral and one emotion at full intensity), each photo with its own pose, light,
+    background and glasses (the world's faces of two seeds). Impostors pair person i's first
+    photo with person i+1's second photo. ``kind`` is 0 for age pairs, 1 for expression pairs.
     """
     d = cfg.data
-    ids = IdentitySplit(d.n_identities)
+    w = world_of(d, "test")
+
     def make() -> dict[str, Tensor]:
-        persons = ids.ids("test")[: d.n_verify]
-        n = len(persons)
-        codes = ids.codes(persons)
-        idx = torch.arange(n)
-        pa = sample_params(seed=seed, indices=idx, identity=codes, au=torch.zeros(n, N_AUS), style="target")
-        pb = sample_params(seed=seed + 1, indices=idx, identity=codes, au=torch.zeros(n, N_AUS), style="target")
+        n = min(d.n_verify, len(w.identities.ids("test")))
+        pa, extra = w.faces(n, split="test", seed=seed, expressions="neutral", n_persons=n).params(range(n))
+        pb, _ = w.faces(n, split="test", seed=seed + 1, expressions="neutral", n_persons=n).params(range(n))
         g = torch.Generator().manual_seed(seed)
         age = 18 + 32 * torch.rand(n, generator=g)
         emotion = torch.randint(1, len(EMOTIONS), (n,), generator=g)
-        weight = pa.weight
-        age_a, age_b = pa.replace(age=age), pb.replace(age=age + 30, weight=weight)
-        expr_a, expr_b = pa.replace(age=age), pb.replace(age=age, weight=weight, au=emotion_matrix()[emotion])
-        a = torch.cat([render(age_a, d.size, style="target"), render(expr_a, d.size, style="target")])
-        b = torch.cat([render(age_b, d.size, style="target"), render(expr_b, d.size, style="target")])
-        return {"a": to_uint8(a), "b": to_uint8(b), "person": torch.cat([persons, persons]),
+        age_a, age_b = pa.replace(age=age), pb.replace(age=age + 30, weight=pa.weight)
+        expr_a, expr_b = pa.replace(age=age), pb.replace(age=age, weight=pa.weight, au=emotion_matrix()[emotion])
+        a = torch.cat([w.render(age_a).cpu(), w.render(expr_a).cpu()])
+        b = torch.cat([w.render(age_b).cpu(), w.render(expr_b).cpu()])
+        person = extra["person"]
+        return {"a": to_uint8(a), "b": to_uint8(b), "person": torch.cat([person, person]),
                 "kind": torch.cat([torch.zeros(n), torch.ones(n)]).long()}
 
-    return disk_cached("comface-verify", {"size": d.size, "n_identities": d.n_identities, "n": d.n_verify,
-                                           "seed": seed, "v": 1}, make)
+    return disk_cached("comface-verify", {"n_identities": d.n_identities, "n": d.n_verify, "seed": seed,
+                                           **world_key(w), "v": 2}, make)

@@ -144,12 +144,13 @@ def run_seed(profile: str | None = None, seed: int = 0, *, progress: bool | None
     sup = train_supervised(profile, seed, cfg, sets, n_sup, progress=progress)
     log(f"seed {seed}: supervised baseline ready")
     simclr_embed = embedder(simclr)
+    fr = cfg.data.framing  # the worlds' renders are framed as the model was trained
     for task in TASKS:
         lab, ev = sets[task]["labelled"], sets[task]["eval"]
         y_lab, y_ev = task_deltas(lab, task), task_deltas(ev, task)
         feats = {
-            "comface": (model.pair_features(images(lab, "a"), images(lab, "b")).numpy(),
-                        model.pair_features(images(ev, "a"), images(ev, "b")).numpy()),
+            "comface": (model.pair_features(images(lab, "a"), images(lab, "b"), fr).numpy(),
+                        model.pair_features(images(ev, "a"), images(ev, "b"), fr).numpy()),
             "simclr": ((simclr_embed(images(lab, "b")) - simclr_embed(images(lab, "a"))).numpy(),
                        (simclr_embed(images(ev, "b")) - simclr_embed(images(ev, "a"))).numpy()),
         }
@@ -167,7 +168,7 @@ def run_seed(profile: str | None = None, seed: int = 0, *, progress: bool | None
         out[f"supervised/{task}/n{n_sup}/mae"] = metrics.mae(y_ev, pred)
         out[f"supervised/{task}/n{n_sup}/spearman"] = metrics.spearman(y_ev, pred)
     vp = verification_pairs(cfg)
-    for name, fn in (("comface", lambda x: model.embed(x)["inter"]), ("simclr", simclr_embed)):
+    for name, fn in (("comface", lambda x: model.embed(x, framing=fr)["inter"]), ("simclr", simclr_embed)):
         for k, v in verification_auc(fn, vp).items():
             out[f"{name}/verify/{k}"] = v
     log(f"seed {seed}: evaluated")

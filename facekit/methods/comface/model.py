@@ -39,38 +39,41 @@ class ComFaceNet(nn.Module):
 class ComFace:
     """A trained ComFace model: inter / intra embeddings and change estimates for image pairs.
 
-    Images are ``N x 3 x H x W`` in [0, 1]; other sizes are resized to the model's input.
+    Images are ``N x 3 x H x W`` in [0, 1], framed as ``framing`` says: ``"head"`` (aligned
+    photos, what the Analyzer passes; the face window is cut out for a face-framed model) or
+    ``"face"`` (the training world's renders); other sizes are resized to the model's input.
     """
 
     def __init__(self, net: ComFaceNet, cfg: ComFaceConfig, profile: str, seed: int) -> None:
         self.net, self.cfg, self.profile, self.seed = net.eval(), cfg, profile, seed
         self.tasks = list(net.tasks)
-        self.size = cfg.data.size
+        self.size, self.framing = cfg.data.size, cfg.data.framing
 
-    def _prepare(self, images: Tensor) -> Tensor:
-        return model_input(images, self.size)
+    def _prepare(self, images: Tensor, framing: str) -> Tensor:
+        return model_input(images, self.size, self.framing, framing)
 
     @torch.no_grad()
-    def embed(self, images: Tensor, batch_size: int = 256) -> dict[str, Tensor]:
+    def embed(self, images: Tensor, batch_size: int = 256, framing: str = "head") -> dict[str, Tensor]:
         """``features`` (encoder), ``inter`` (unit-norm identity embedding), ``intra`` (change embedding)."""
-        return batched(self.net, self._prepare(images), batch_size=batch_size, device=self.net)
+        return batched(self.net, self._prepare(images, framing), batch_size=batch_size, device=self.net)
 
-    def pair_features(self, a: Tensor, b: Tensor) -> Tensor:
+    def pair_features(self, a: Tensor, b: Tensor, framing: str = "head") -> Tensor:
         """``intra(b) - intra(a)``: the frozen pair feature the transfer heads regress on."""
         a, b = _same_size_pair(a, b)
-        return self.embed(b)["intra"] - self.embed(a)["intra"]
+        return self.embed(b, framing=framing)["intra"] - self.embed(a, framing=framing)["intra"]
 
-    def similarity(self, a: Tensor, b: Tensor) -> Tensor:
+    def similarity(self, a: Tensor, b: Tensor, framing: str = "head") -> Tensor:
         """Cosine similarity of inter embeddings: the identity-verification score."""
         a, b = _same_size_pair(a, b)
-        return (self.embed(a)["inter"] * self.embed(b)["inter"]).sum(1)
+        return (self.embed(a, framing=framing)["inter"] * self.embed(b, framing=framing)["inter"]).sum(1)
 
-    def predict_change(self, a: Tensor, b: Tensor, task: str) -> Tensor:
+    def predict_change(self, a: Tensor, b: Tensor, task: str, framing: str = "head") -> Tensor:
         """The change from a to b in the task's units, read from the synthetic-trained intra
         regressor (no labelled target data; for calibrated estimates fit a :class:`ChangeHead`)."""
         k = check_task(task, self.tasks)
         with torch.no_grad():
-            pred = self.net.regressor(self.pair_features(a, b).to(self.net.regressor.weight.device)).cpu()
+            feats = self.pair_features(a, b, framing)
+            pred = self.net.regressor(feats.to(self.net.regressor.weight.device)).cpu()
         return pred[:, k] * DELTA_SCALE[task]
 
 

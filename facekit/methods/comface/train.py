@@ -40,7 +40,8 @@ def photometric(x: Tensor) -> Tensor:
 
 
 def train_key(cfg: ComFaceConfig) -> dict[str, Any]:
-    return {"data": cfg.data, "temperature": cfg.temperature, "intra_weight": cfg.intra_weight}
+    return {"data": cfg.data, "temperature": cfg.temperature, "intra_weight": cfg.intra_weight,
+            "whole_persons": cfg.whole_persons}
 
 
 def cache_path(cfg: ComFaceConfig, profile: str | None = None) -> Path:
@@ -52,7 +53,8 @@ def train(profile: str | None = None, seed: int = 0, cfg: ComFaceConfig | None =
           progress: bool | None = None) -> TrainResult:
     """Load the cached ComFace model of (profile, seed, config), else train and cache it."""
     cfg = cfg or profile_config(profile, seed)
-    return train_or_load(METHOD, ComFaceNet, cfg.model, pool_sampler(cfg), cfg.train, profile=profile,
+    data = PersonSampler(pool_sampler(cfg)) if cfg.whole_persons else pool_sampler(cfg)
+    return train_or_load(METHOD, ComFaceNet, cfg.model, data, cfg.train, profile=profile,
                          key=train_key(cfg), progress=progress,
                          loss_fn=lambda m, b: comface_loss(m, b, cfg.temperature, cfg.intra_weight))
 
@@ -60,6 +62,27 @@ def train(profile: str | None = None, seed: int = 0, cfg: ComFaceConfig | None =
 def pool_sampler(cfg: ComFaceConfig) -> PoolSampler:
     """Random pairs of the training pool, rendered on the first step (loading a cached model renders nothing)."""
     return PoolSampler(lambda: training_pool(cfg), cfg.train.batch_size, min_rows=2, empty="the training pool")
+
+
+class PersonSampler:
+    """``step -> batch`` of every pair of randomly drawn persons of a :class:`PoolSampler`'s
+    pool (``batch_size`` rows, the last person cut short), so each photo has positives beyond
+    its own pair. Draws with torch's global RNG, which :func:`facekit.train.fit` reseeds every step."""
+
+    def __init__(self, rows: PoolSampler) -> None:
+        self.rows = rows
+        self._groups: list[Tensor] | None = None
+
+    def __call__(self, step: int) -> dict[str, Tensor]:
+        pool = self.rows.pool
+        if self._groups is None:
+            order = torch.argsort(pool["person"], stable=True)
+            counts = torch.unique_consecutive(pool["person"][order], return_counts=True)[1]
+            self._groups = list(torch.split(order, counts.tolist()))
+        n = self.rows.batch_size
+        picked = torch.randperm(len(self._groups))[:n]
+        idx = torch.cat([self._groups[int(i)] for i in picked])[:n]
+        return {k: v[idx] for k, v in pool.items()}
 
 
 def load(profile: str | None = None, seed: int = 0, *, device: str | torch.device | None = None,

@@ -6,6 +6,7 @@ by setting ``.value`` on its controls.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -16,18 +17,12 @@ import torch
 from matplotlib.figure import Figure
 
 from facekit.methods.comface.config import DELTA_SCALE, TASKS
+from facekit.methods.comface.data import world_of
 from facekit.methods.comface.evaluate import ChangeHead
 from facekit.methods.comface.model import ComFace
-from facekit.synth.datasets import FACTOR_RANGES, FACTOR_UNITS, IdentitySplit
-from facekit.synth.params import (
-    EMOTIONS,
-    N_AUS,
-    FaceParams,
-    emotion_matrix,
-    identity_codes,
-    sample_params,
-)
-from facekit.synth.render import render
+from facekit.synth.datasets import FACTOR_RANGES, FACTOR_UNITS
+from facekit.synth.params import EMOTIONS, FaceParams, emotion_matrix
+from facekit.synth.worlds import World
 from facekit.viz import history_figure as plot_history
 from facekit.viz import history_lines, png_bytes
 
@@ -43,28 +38,29 @@ def _set_factor(p: FaceParams, factor: str, value: float | torch.Tensor, emotion
 # --------------------------------------------------------------------------- atlas
 
 
-def embedding_atlas(model: ComFace, n_persons: int = 12, n_values: int = 5, style: str = "target",
+def embedding_atlas(model: ComFace, n_persons: int = 12, n_values: int = 5, world: World | None = None,
                     seed: int = 0) -> dict[str, Any]:
     """Faces of held-out test persons with each factor swept over ``n_values`` levels (the
-    other factors held), embedded by ``model``: the data of the t-SNE figures.
+    other factors held), embedded by ``model``: the data of the t-SNE figures. ``world``
+    defaults to the model's test world, with half its pose spread so the sweep shows.
 
     Returns ``inter``, ``intra`` (N x d), ``person``, ``factor`` (index into TASKS) and
     ``value`` (the swept factor's value, scaled to [0, 1]).
     """
-    ids = IdentitySplit(model.cfg.data.n_identities)
-    persons = ids.ids("test")[-n_persons:]
-    base = sample_params(seed=seed, indices=torch.arange(n_persons), identity=ids.codes(persons),
-                         au=torch.zeros(n_persons, N_AUS), style=style, pose_scale=0.5)
+    w = world or dataclasses.replace(world_of(model.cfg.data, "test"), pose_scale=0.5)
+    base, extra = w.faces(n_persons, split="test", seed=seed, expressions="neutral", n_persons=n_persons).params(
+        range(n_persons))
+    persons = extra["person"]
     imgs, person, factor, value = [], [], [], []
     for k, f in enumerate(TASKS):
         lo, hi = FACTOR_RANGES[f]
         for s in torch.linspace(0, 1, n_values):
             p = _set_factor(base, f, lo + (hi - lo) * float(s), emotion=1 + (torch.arange(n_persons) % (len(EMOTIONS) - 1)))
-            imgs.append(render(p, model.size, style=style))
+            imgs.append(w.render(p).cpu())
             person.append(persons)
             factor.append(torch.full((n_persons,), k))
             value.append(torch.full((n_persons,), float(s)))
-    emb = model.embed(torch.cat(imgs))
+    emb = model.embed(torch.cat(imgs), framing=w.framing)
     return {"inter": emb["inter"], "intra": emb["intra"], "person": torch.cat(person), "factor": torch.cat(factor),
             "value": torch.cat(value)}
 
@@ -160,8 +156,8 @@ def transfer_figure(table: Any) -> Figure:
 
 def similarity_figure(model: ComFace, pairs: Mapping[str, torch.Tensor]) -> Figure:
     """Histograms of inter-embedding cosine similarity, genuine vs impostor pairs."""
-    za = model.embed(pairs["a"].float() / 255)["inter"]
-    zb = model.embed(pairs["b"].float() / 255)["inter"]
+    za = model.embed(pairs["a"].float() / 255, framing=model.framing)["inter"]
+    zb = model.embed(pairs["b"].float() / 255, framing=model.framing)["inter"]
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
     for k, (ax, name) in enumerate(zip(axes, ("age +30 years", "neutral vs strong expression"), strict=True)):
         m = torch.nonzero(pairs["kind"] == k).ravel()
@@ -169,7 +165,7 @@ def similarity_figure(model: ComFace, pairs: Mapping[str, torch.Tensor]) -> Figu
         ax.hist((za[m] * zb[m.roll(1)]).sum(1).numpy(), bins=30, alpha=0.6, label="different persons")
         ax.set(title=name, xlabel="cosine similarity of inter embeddings", ylabel="pairs")
         ax.legend(fontsize=8)
-    fig.suptitle("Verification across a large change (target style, unseen persons)")
+    fig.suptitle(f"Verification across a large change ({model.cfg.data.test_world} world, unseen persons)")
     fig.tight_layout()
     return fig
 
@@ -182,12 +178,14 @@ class ChangeMeter:
     them next to the true change.
 
     The estimate is the synthetic-trained intra regressor (no target labels) and, when
-    ``heads`` holds a fitted :class:`ChangeHead` for the factor, the ridge head too.
+    ``heads`` holds a fitted :class:`ChangeHead` for the factor, the ridge head too. The faces
+    are rendered frontal in ``world`` (default: the model's test world, where the heads were fitted).
     """
 
     def __init__(self, model: ComFace, heads: Mapping[str, ChangeHead] | None = None, person: int = 0,
-                 style: str = "clean", display_scale: int = 2) -> None:
-        self.model, self.heads, self.style = model, dict(heads or {}), style
+                 world: World | None = None, display_scale: int = 2) -> None:
+        self.model, self.heads = model, dict(heads or {})
+        self.world = world or world_of(model.cfg.data, "test")
         self.factor = widgets.Dropdown(options=list(TASKS), value="age", description="change")
         self.emotion = widgets.Dropdown(options=list(EMOTIONS[1:]), value=EMOTIONS[1], description="emotion")
         self.person = widgets.BoundedIntText(value=person, min=0, max=10**6, description="person")
@@ -234,19 +232,20 @@ class ChangeMeter:
 
     def faces(self) -> torch.Tensor:
         """The two faces the controls describe, ``2 x 3 x S x S``."""
-        p = FaceParams.neutral(identity_codes([self.person.value, self.person.value]))
+        p = FaceParams.neutral(self.world.identities.codes(torch.tensor([self.person.value] * 2)))
         values = torch.tensor([self.value_a.value, self.value_b.value], dtype=torch.float32)
         p = _set_factor(p, self.factor.value, values, EMOTIONS.index(self.emotion.value))
-        return render(p, self.model.size, style=self.style)
+        return self.world.render(p).cpu()
 
     def estimate(self) -> dict[str, float]:
         """True change, the model's zero-shot estimate and (if fitted) the ridge head's."""
         f = self.factor.value
         x = self.faces()
         out = {"true": self.value_b.value - self.value_a.value,
-               "comface": float(self.model.predict_change(x[:1], x[1:], f)[0])}
+               "comface": float(self.model.predict_change(x[:1], x[1:], f, self.world.framing)[0])}
         if f in self.heads:
-            out["ridge head"] = float(self.heads[f].predict(self.model.pair_features(x[:1], x[1:]).numpy())[0])
+            feats = self.model.pair_features(x[:1], x[1:], self.world.framing).numpy()
+            out["ridge head"] = float(self.heads[f].predict(feats)[0])
         return out
 
     def _update(self) -> None:

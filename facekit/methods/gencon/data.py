@@ -1,4 +1,5 @@
-"""The data of the generative-contrastive networks: expression sets with true neutrals, and the identity oracle's pairs."""
+"""The data of the generative-contrastive networks, drawn from the training world: expression sets
+with true neutrals, the identity oracle's pairs, and one fixed photo setup of a person."""
 
 from __future__ import annotations
 
@@ -6,29 +7,31 @@ import torch
 from torch import Tensor
 
 from facekit.methods.common import render_pool
-from facekit.methods.gencon.config import BIN_NAMES, ORACLE_FIRST_ID, GenConConfig
-from facekit.synth.datasets import FaceDataset
-from facekit.synth.params import EMOTIONS, emotion_matrix, identity_codes, sample_aus, sample_params
-from facekit.synth.render import render
+from facekit.methods.gencon.config import BIN_NAMES, DataConfig, GenConConfig, world_of
+from facekit.synth.params import EMOTIONS, FaceParams, emotion_matrix
 from facekit.synth.rng import hash_uniform
+from facekit.synth.worlds import renderer_fingerprint
+
+SPLIT_SEEDS = {"train": 11, "val": 12, "test": 13}
 
 
 def expression_set(cfg: GenConConfig, split: str) -> dict[str, Tensor]:
-    """Target-style faces of one split's persons with their true neutral counterparts.
+    """Faces of one split's persons in gencon's world, with their true neutral counterparts.
 
-    Keys: ``image`` and ``neutral`` (uint8, same pose, light and camera), ``emotion`` (index
-    into ``EMOTIONS``), ``intensity`` (0 for neutral), ``bin`` (index into ``BIN_NAMES``, -1
-    for neutral) and ``person``. ``train`` holds ``per_person`` images per training person,
-    ``val`` and ``test`` ``n_test`` images. Rendered once and cached on disk.
+    Keys: ``image`` and ``neutral`` (uint8, same person, pose, light and camera; the neutral is
+    :meth:`World.neutral`), ``emotion`` (index into ``EMOTIONS``, uniform), ``intensity`` (0 for
+    neutral), ``bin`` (index into ``BIN_NAMES``, -1 for neutral) and ``person``. The bins are
+    drawn in equal shares, each intensity uniform within its bin, so every bin has as many
+    faces to score. ``train`` holds ``per_person`` images per training person, ``val`` and
+    ``test`` ``n_test`` images. Rendered once and cached on disk under the world's config.
     """
     d = cfg.data
-    if split not in ("train", "val", "test"):
-        raise ValueError(f"split={split!r} is not valid; choose 'train', 'val' or 'test'")
-    ids = d.identities()
-    n = d.per_person * len(ids.ids("train")) if split == "train" else d.n_test
-    seed = {"train": 11, "val": 12, "test": 13}[split]
-
-    ds = FaceDataset(n, split=split, identities=ids, seed=seed, size=d.size, style="target", expressions="neutral")
+    if split not in SPLIT_SEEDS:
+        raise ValueError(f"split={split!r} is not valid; choose one of {list(SPLIT_SEEDS)}")
+    w = world_of(d)
+    seed = SPLIT_SEEDS[split]
+    n = d.per_person * len(w.identities.ids("train")) if split == "train" else d.n_test
+    ds = w.faces(n, split=split, seed=seed, expressions="neutral")
     lows, highs = torch.tensor([b[0] for b in d.bins]), torch.tensor([b[1] for b in d.bins])
 
     def rows(idx: Tensor) -> dict[str, Tensor]:
@@ -38,26 +41,39 @@ def expression_set(cfg: GenConConfig, split: str) -> dict[str, Tensor]:
         intensity = lows[b] + (highs[b] - lows[b]) * hash_uniform(seed, idx, 303)
         intensity = torch.where(emotion == 0, torch.zeros(()), intensity)
         b = torch.where(emotion == 0, torch.full_like(b, -1), b)
-        au = emotion_matrix()[emotion] * intensity[:, None]
-        return {"image": ds.render_params(p.replace(au=au)), "neutral": ds.render_params(p), "emotion": emotion,
+        q = p.replace(au=emotion_matrix()[emotion] * intensity[:, None])
+        return {"image": ds.render_params(q), "neutral": ds.render_params(w.neutral(q)), "emotion": emotion,
                 "intensity": intensity, "bin": b, "person": extra["person"]}
 
-    return render_pool(f"gencon-{split}", {"data": d, "split": split, "v": 1}, n, rows, images=("image", "neutral"))
+    key = {"world": w.config(), "dataset": ds.config(), "bins": d.bins, "renderer": renderer_fingerprint(), "v": 2}
+    return render_pool(f"gencon-{split}", key, n, rows, images=("image", "neutral"))
 
 
 def oracle_pairs(cfg: GenConConfig) -> dict[str, Tensor]:
-    """Two target-style photos of each oracle person (ids from ``ORACLE_FIRST_ID``), each with
-    its own random expression, pose and light: the identity oracle's training data."""
-    d = cfg.data
-    n = d.oracle_persons
-    codes = identity_codes(ORACLE_FIRST_ID + torch.arange(n))
+    """Pairs of training photos of one person (``a``, ``b``, ``person``), each photo with its own
+    expression, pose and light: the identity oracle's training data. They come from the training
+    split of :func:`expression_set` (every image paired with the person's next one), so the
+    oracle renders nothing of its own and never sees a test person."""
+    train = expression_set(cfg, "train")
+    order = torch.argsort(train["person"], stable=True)
+    person = train["person"][order]
+    same = person[1:] == person[:-1]
+    a, b = order[:-1][same], order[1:][same]
+    return {"a": train["image"][a], "b": train["image"][b], "person": person[:-1][same]}
 
-    def view(v: int, idx: Tensor) -> Tensor:
-        e = (hash_uniform(31 + v, idx, 311) * len(EMOTIONS)).long()
-        au = (emotion_matrix()[e] * hash_uniform(31 + v, idx, 312)[:, None]
-              + 0.3 * sample_aus(seed=41 + v, indices=idx, p_active=0.1)).clamp(0, 1)
-        return render(sample_params(seed=31 + v, indices=idx, identity=codes[idx], au=au, style="target"), d.size,
-                      style="target")
 
-    return render_pool("gencon-oracle", {"size": d.size, "n": n, "v": 1}, n,
-                       lambda idx: {"a": view(0, idx), "b": view(1, idx), "person": idx}, images=("a", "b"))
+def person_photo(d: DataConfig, person: int) -> FaceParams:
+    """One fixed photo setup (pose, light, camera, style) of a held-out ``person``, neutral:
+    what the intensity sweep and the explorer vary the expression on."""
+    w = world_of(d)
+    ds = w.faces(len(w.identities.ids("test")), split="test", seed=99, expressions="neutral")
+    where = torch.nonzero(ds.persons == person).ravel()
+    if not len(where):
+        raise ValueError(f"person={person} is not valid; pick a test person of the world, e.g. "
+                         f"{ds.persons[:5].tolist()}")
+    return ds.params(where[:1])[0]
+
+
+def render_photo(d: DataConfig, params: FaceParams) -> Tensor:
+    """Render params in gencon's world (its backend, framing, size and each face's style)."""
+    return world_of(d).render(params)

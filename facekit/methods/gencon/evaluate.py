@@ -33,13 +33,16 @@ def classification_scores(proba: np.ndarray, test: dict[str, Tensor]) -> dict[st
 @torch.no_grad()
 def reference_scores(references: Tensor, test: dict[str, Tensor], oracle: nn.Module) -> dict[str, float]:
     """L1, squared error and SSIM of the references to the true neutrals, and oracle identity similarity
-    (cosine) of reference and query, with the true neutral's as the ceiling."""
+    (cosine) of reference and query, with the true neutral's as the ceiling. ``copy_*`` scores the
+    query itself as its reference; ``l1_ratio`` is the reference's L1 over the copy's (below 1:
+    the reference is closer to the true neutral than the query is)."""
     x, neutral = test["image"].float() / 255, test["neutral"].float() / 255
     zx, zr, zn = (read(oracle, t)["emb"] for t in (x, references, neutral))
-    return {"l1": float((references - neutral).abs().mean()), "mse": float((references - neutral).pow(2).mean()),
+    l1, copy_l1 = float((references - neutral).abs().mean()), float((x - neutral).abs().mean())
+    return {"l1": l1, "l1_ratio": l1 / copy_l1, "mse": float((references - neutral).pow(2).mean()),
             "copy_mse": float((x - neutral).pow(2).mean()), "ssim": metrics.ssim(references, neutral),
             "id_sim": float((zr * zx).sum(1).mean()), "id_sim_true_neutral": float((zn * zx).sum(1).mean()),
-            "copy_l1": float((x - neutral).abs().mean()), "copy_ssim": metrics.ssim(x, neutral)}
+            "copy_l1": copy_l1, "copy_ssim": metrics.ssim(x, neutral)}
 
 
 def single_proba(net: nn.Module, images: Tensor, batch_size: int = 256) -> np.ndarray:
@@ -78,7 +81,7 @@ def run_seed(profile: str | None = None, seed: int = 0, *, progress: bool | None
 # with the verdicts benchmarks/claims.py adds, and the notebook's own record. A scenario naming
 # ``record:metric`` is checked against these when it is loaded (facekit.records.check_metric_name):
 # ``{a,b}`` is either alternative, ``*`` a part that depends on the profile.
-REFERENCE_METRICS = ("reference/{l1,mse,ssim,copy_l1,copy_mse,copy_ssim,id_sim,id_sim_true_neutral}",)
+REFERENCE_METRICS = ("reference/{l1,l1_ratio,mse,ssim,copy_l1,copy_mse,copy_ssim,id_sim,id_sim_true_neutral}",)
 METRICS = {"claims_gencon": ("{gencon,stage2,single}/{acc,f1}", "{gencon,stage2,single}/{acc,f1}_{low,medium,high}",
                              *REFERENCE_METRICS, "G1/gencon_minus_single/acc", "G2/low_gain_minus_best_other_gain",
                              "{G1,G2}/holds"),

@@ -14,7 +14,7 @@ from torch import Tensor, nn
 
 from facekit.methods.common import batched
 from facekit.methods.gencon.config import MIN_SIZE, GenConConfig
-from facekit.models import ConvEncoder
+from facekit.models.encoders import SpatialEncoder
 from facekit.models.inputs import check_images
 from facekit.models.unet import UNet
 from facekit.synth.params import EMOTIONS
@@ -28,13 +28,14 @@ def classifier_head(dim: int, n_classes: int) -> nn.Sequential:
 
 
 class GenConNet(nn.Module):
-    """Generator G (U-Net), encoder E and a linear classifier on ``E(x) - E(G(x))``."""
+    """Generator G (U-Net), encoder E (a :class:`SpatialEncoder`, which keeps where on the face
+    a feature is) and a linear classifier on ``E(x) - E(G(x))``."""
 
     def __init__(self, g_widths: Sequence[int] = (16, 32, 64, 96), dim: int = 128,
                  e_widths: Sequence[int] = (32, 64, 96, 128), n_classes: int = len(EMOTIONS)) -> None:
         super().__init__()
         self.generator = UNet(g_widths)
-        self.encoder = ConvEncoder(dim, tuple(e_widths))
+        self.encoder = SpatialEncoder(dim, tuple(e_widths))
         self.classifier = classifier_head(dim, n_classes)
 
     def contrast(self, x: Tensor, reference: Tensor) -> Tensor:
@@ -52,7 +53,7 @@ class SingleImageNet(nn.Module):
 
     def __init__(self, dim: int = 128, e_widths: Sequence[int] = (32, 64, 96, 128), n_classes: int = len(EMOTIONS)) -> None:
         super().__init__()
-        self.encoder = ConvEncoder(dim, tuple(e_widths))
+        self.encoder = SpatialEncoder(dim, tuple(e_widths))
         self.classifier = classifier_head(dim, n_classes)
 
     def forward(self, x: Tensor) -> dict[str, Tensor]:

@@ -11,7 +11,7 @@ from torch import Tensor, nn
 
 from facekit.config import get_profile
 from facekit.methods.common import PoolSampler
-from facekit.methods.gencon.config import METHOD, TRAIN_HINT, GenConConfig, profile_config
+from facekit.methods.gencon.config import METHOD, TRAIN_HINT, GenConConfig, profile_config, world_of
 from facekit.methods.gencon.data import expression_set, oracle_pairs
 from facekit.methods.gencon.model import GenCon, GenConNet, SingleImageNet
 from facekit.methods.oracle import Oracle
@@ -83,12 +83,15 @@ def single_loss(model: nn.Module, batch: dict[str, Tensor]) -> dict[str, Tensor]
 
 
 def stage_keys(cfg: GenConConfig) -> dict[str, dict[str, Any]]:
-    """Each stage's cache key holds everything upstream of it, so changing G retrains E."""
-    oracle = {"data": cfg.data, "oracle_model": cfg.oracle_model, "temperature": cfg.temperature}
+    """Each stage's cache key holds everything upstream of it, so changing G retrains E; the
+    world's config (its resolved backend among it) is in every key, so a model trained on
+    ICT-FaceKit faces is never loaded for procedural ones."""
+    data = {"data": cfg.data, "world": world_of(cfg.data).config()}
+    oracle = {**data, "oracle_model": cfg.oracle_model, "temperature": cfg.temperature}
     gen = {**oracle, "oracle_train": cfg.oracle_train, "id_weight": cfg.id_weight, "mse_weight": cfg.mse_weight}
     enc = {**gen, "generator_train": cfg.generator_train, "head": "layernorm-linear"}
     fine = {**enc, "encoder_train": cfg.encoder_train, "rec_weight": cfg.rec_weight}
-    return {"oracle": oracle, "generator": gen, "encoder": enc, "finetune": fine, "single": {"data": cfg.data, "head": "layernorm-linear"}}
+    return {"oracle": oracle, "generator": gen, "encoder": enc, "finetune": fine, "single": {**data, "head": "layernorm-linear"}}
 
 
 def frozen(model: nn.Module) -> nn.Module:

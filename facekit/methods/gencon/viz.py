@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import ipywidgets as widgets
 import matplotlib.pyplot as plt
@@ -13,9 +12,9 @@ from matplotlib.figure import Figure
 from torch import Tensor
 
 from facekit.methods.gencon.config import BIN_NAMES
+from facekit.methods.gencon.data import person_photo, render_photo
 from facekit.methods.gencon.model import GenCon
-from facekit.synth.params import EMOTIONS, emotion_matrix, identity_codes, sample_params
-from facekit.synth.render import render
+from facekit.synth.params import EMOTIONS, emotion_matrix
 from facekit.viz import difference_map, face_grid, history_lines, png_bytes
 from facekit.viz import history_figure as plot_history
 
@@ -67,20 +66,15 @@ def history_figure(histories: dict[str, list[dict[str, float]]]) -> Figure:
                         colours={k: f"C{i}" for i, k in enumerate(keys)})
 
 
-def person_params(person: int) -> Any:
-    """One fixed target-style photo setup (pose, light, camera) of ``person``."""
-    return sample_params(seed=99, indices=[person], identity=identity_codes([person]), style="target", pose_scale=0.5)
-
-
 @torch.no_grad()
 def intensity_sweep(model: GenCon, person: int, levels: Sequence[float] = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)) -> dict[str, np.ndarray]:
     """Every emotion of one person at each intensity: ``difference`` (mean |query - reference|)
     and ``p_true`` (the classifier's probability of the shown emotion), each ``(7, levels)``."""
-    base = person_params(person)
+    base = person_photo(model.cfg.data, person)
     diff, p_true = np.zeros((len(EMOTIONS) - 1, len(levels))), np.zeros((len(EMOTIONS) - 1, len(levels)))
     for e in range(1, len(EMOTIONS)):
         au = emotion_matrix()[e][None] * torch.tensor(levels, dtype=torch.float32)[:, None]
-        x = render(base[[0] * len(levels)].replace(au=au), model.size, style="target")
+        x = render_photo(model.cfg.data, base[[0] * len(levels)].replace(au=au))
         diff[e - 1] = (x - model.reference(x)).abs().mean((1, 2, 3)).numpy()
         p_true[e - 1] = model.predict_proba(x)[:, e]
     return {"levels": np.asarray(levels), "difference": diff, "p_true": p_true}
@@ -116,7 +110,7 @@ class IntensityExplorer:
         self.model, self.display_scale = model, display_scale
         test_ids = model.cfg.data.identities().ids("test")
         self.person = int(test_ids[0]) if person is None else int(person)
-        self.params = person_params(self.person)
+        self.params = person_photo(model.cfg.data, self.person)
         self.emotion = widgets.Dropdown(options=list(EMOTIONS[1:]), value=emotion, description="emotion")
         self.intensity = widgets.FloatSlider(value=0.3, min=0.0, max=1.0, step=0.05, description="intensity",
                                              continuous_update=False)
@@ -139,9 +133,8 @@ class IntensityExplorer:
     def _update(self, _change: object = None) -> None:
         e = EMOTIONS.index(self.emotion.value)
         p = self.params.replace(au=emotion_matrix()[e][None] * self.intensity.value)
-        size = self.model.size
-        x = render(p, size, style="target")
-        neutral = render(self.params.replace(au=torch.zeros_like(p.au)), size, style="target")
+        x = render_photo(self.model.cfg.data, p)
+        neutral = render_photo(self.model.cfg.data, self.params)
         ref = self.model.reference(x)
         proba = self.model.predict_proba(x)[0]
         self.difference = float((x - ref).abs().mean())
