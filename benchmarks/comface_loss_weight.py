@@ -3,7 +3,9 @@
     python benchmarks/comface_loss_weight.py [--weights 1 10] [--seed 0] [--profile cpu]
 
 Trains (or loads) ComFace with each weight and prints the validation MAE of the frozen-feature
-ridge head at the middle labelled size, beside SimCLR and PCA on the same validation pairs.
+ridge head at the middle labelled size, beside SimCLR and PCA on the same validation pairs, and
+each model's verification ROC-AUC on validation persons (the loss weight trades identity against
+change, so both sides of the trade are read where the choice may be made).
 """
 
 from __future__ import annotations
@@ -29,13 +31,17 @@ def main() -> None:
     sets = {t: comface.transfer_sets(base, t, split="val") for t in comface.TASKS}
     simclr = baselines.embedder(baselines.train_simclr(args.profile, args.seed, base, progress=False).model)
     feats = {"simclr": lambda a, b: (simclr(b) - simclr(a)).numpy()}
+    verify_pairs = comface.verification_pairs(base, split="val")
+    verify = {"simclr": baselines.verification_auc(simclr, verify_pairs)["auc"]}
     for w in args.weights:
         cfg = comface.profile_config(args.profile, args.seed)
         cfg.intra_weight = w
         model = comface.ComFace(comface.train(args.profile, args.seed, cfg, progress=False).model, cfg, args.profile, args.seed)
         feats[f"comface w={w:g}"] = lambda a, b, m=model: m.pair_features(a, b, m.framing).numpy()
+        verify[f"comface w={w:g}"] = baselines.verification_auc(lambda x, m=model: m.embed(x, framing=m.framing)["inter"],
+                                                                verify_pairs)["auc"]
     print(f"validation persons, {n} labelled pairs per task; MAE (task units)")
-    print("| features | " + " | ".join(comface.TASKS) + " |\n|---|" + "---|" * len(comface.TASKS))
+    print("| features | " + " | ".join(comface.TASKS) + " | verify AUC |\n|---|" + "---|" * (len(comface.TASKS) + 1))
     rows: dict[str, list[float]] = {}
     for task in comface.TASKS:
         lab, ev = sets[task]["labelled"], sets[task]["eval"]
@@ -48,7 +54,8 @@ def main() -> None:
         pca = comface.pca_pair_features(torch.cat([a_lab, b_lab]))
         rows.setdefault("pca", []).append(comface.evaluate_head(pca(a_lab, b_lab), y_lab, pca(a_ev, b_ev), y_ev, task)["mae"])
     for name, maes in rows.items():
-        print(f"| {name} | " + " | ".join(f"{m:.3f}" for m in maes) + " |")
+        v = f"{verify[name]:.3f}" if name in verify else "-"
+        print(f"| {name} | " + " | ".join(f"{m:.3f}" for m in maes) + f" | {v} |")
     print(f"wall time {time.time() - t0:.0f} s")
 
 

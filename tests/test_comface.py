@@ -128,7 +128,14 @@ def test_sets_come_from_the_named_worlds():
     clean = comface.training_pool(cfg)["a"]
     target = comface.training_pool(tiny_cfg(world="procedural-target"))["a"]
     assert clean.shape == target.shape and not torch.equal(clean, target)
-    assert comface.verification_pairs(cfg)["a"].shape[-1] == d.size
+    test_pairs = comface.verification_pairs(cfg)
+    assert test_pairs["a"].shape[-1] == d.size
+    # the pairs a setting is chosen on are of validation persons, never the test persons
+    val_pairs = comface.verification_pairs(cfg, split="val")
+    assert set(val_pairs["person"].tolist()) <= set(w.identities.ids("val").tolist())
+    assert not set(val_pairs["person"].tolist()) & set(test_pairs["person"].tolist())
+    with pytest.raises(ValueError, match=r"split='train' is not valid; verification pairs come from 'val' or 'test'"):
+        comface.verification_pairs(cfg, split="train")
 
 
 def test_data_config_errors_name_the_field():

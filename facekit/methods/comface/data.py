@@ -127,21 +127,24 @@ def images(pairs: dict[str, Tensor], which: str, idx: Tensor | None = None) -> T
     return x.float() / 255
 
 
-def verification_pairs(cfg: ComFaceConfig, seed: int = 303) -> dict[str, Tensor]:
-    """Verification pairs of held-out test persons of ``cfg.data.test_world`` across a *large* change.
+def verification_pairs(cfg: ComFaceConfig, seed: int = 303, split: str = "test") -> dict[str, Tensor]:
+    """Verification pairs of held-out persons of ``cfg.data.test_world`` across a *large* change:
+    the ``test`` persons for the claims, the ``val`` persons for choosing a setting.
 
     For each of ``n_verify`` persons: an age pair (age a and a + 30 years) and an expression
     pair (neutral and one emotion at full intensity), each photo with its own pose, light,
     background and glasses (the world's faces of two seeds). Impostors pair person i's first
     photo with person i+1's second photo. ``kind`` is 0 for age pairs, 1 for expression pairs.
     """
+    if split not in ("val", "test"):
+        raise ValueError(f"split={split!r} is not valid; verification pairs come from 'val' or 'test' persons")
     d = cfg.data
     w = world_of(d, "test")
 
     def make() -> dict[str, Tensor]:
-        n = min(d.n_verify, len(w.identities.ids("test")))
-        pa, extra = w.faces(n, split="test", seed=seed, expressions="neutral", n_persons=n).params(range(n))
-        pb, _ = w.faces(n, split="test", seed=seed + 1, expressions="neutral", n_persons=n).params(range(n))
+        n = min(d.n_verify, len(w.identities.ids(split)))
+        pa, extra = w.faces(n, split=split, seed=seed, expressions="neutral", n_persons=n).params(range(n))
+        pb, _ = w.faces(n, split=split, seed=seed + 1, expressions="neutral", n_persons=n).params(range(n))
         g = torch.Generator().manual_seed(seed)
         age = 18 + 32 * torch.rand(n, generator=g)
         emotion = torch.randint(1, len(EMOTIONS), (n,), generator=g)
@@ -154,4 +157,4 @@ def verification_pairs(cfg: ComFaceConfig, seed: int = 303) -> dict[str, Tensor]
                 "kind": torch.cat([torch.zeros(n), torch.ones(n)]).long()}
 
     return disk_cached("comface-verify", {"n_identities": d.n_identities, "n": d.n_verify, "seed": seed,
-                                           **world_key(w), "v": 2}, make)
+                                           "split": split, **world_key(w), "v": 2}, make)
