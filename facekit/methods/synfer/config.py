@@ -32,11 +32,13 @@ class DataConfig:
     n_identities: int = 1500
     world_seed: int = 6  # persons of this world appear in no other notebook
     n_pool: int = 2000  # unlabelled pool (FEText stand-in)
-    labelled_pool: int = 32  # per class; a seed draws its labelled set from it
-    n_labelled: int = 16  # per class
+    labelled_pool: int = 64  # per class; a seed draws its labelled set from it
+    # per class; the paper's labelled sets are whole FER datasets: with 16 per class the
+    # labelled-only classifier stayed below the issue-18 floor of 0.60 (MODEL_CARD.md)
+    n_labelled: int = 32
     n_test: int = 50  # per class
     oracle_world: int = 7
-    n_oracle: int = 4000
+    n_oracle: int = 8000  # half emotion prototypes; the low bin is what more faces buy (MODEL_CARD.md)
     framing: str = "face"  # FER sets are tight face crops; at 32 px a full head leaves the mouth a few pixels wide
     # The training world (facekit.synth.worlds) the oracle's faces come from: its backend (ICT-FaceKit
     # when the assets are found), style (target: the "real" domain), expression sampling and AU
@@ -86,7 +88,7 @@ class ClassifierConfig:
     moco_steps: int = 250
     moco_temperature: float = 0.2
     moco_momentum: float = 0.99
-    oracle_steps: int = 1500
+    oracle_steps: int = 3000
     oracle_backbone: str = "spatial"  # facekit.methods.oracle.BACKBONES; an expression is a change at a place
 
 
