@@ -41,9 +41,10 @@ Design choices, and where the paper is silent (the teaching version decides):
   tolerate camera effects like those of the target style; no crops, since a crop looks like
   a change of face width (weight).
 * Loss: ``supcon(inter) + intra_weight * mse(regressor(g(b) - g(a)), delta / scale)``,
-  deltas scaled to [-1, 1] per factor. ``intra_weight = 100`` was chosen on *validation*
-  persons (``benchmarks/comface_loss_weight.py``; the sweep is in MODEL_CARD.md): at a weight of 1
-  the scaled MSE was drowned by the contrastive loss and the intra features were weak. The
+  deltas scaled to [-1, 1] per factor. ``intra_weight = 30`` was chosen on *validation*
+  persons (``benchmarks/comface_loss_weight.py``, which reads change MAE and verification; the
+  sweeps are in MODEL_CARD.md): at a weight of 1 the scaled MSE was drowned by the contrastive
+  loss and the intra features were weak; at 100 it took the shared encoder from identity. The
   regressor has no bias, so "no change" maps to 0 and
   the prediction is antisymmetric in (a, b) by construction. No ordering loss and no
   curriculum from large to small steps.

@@ -68,7 +68,7 @@ class ComFaceConfig:
     train: TrainConfig = field(default_factory=lambda: TrainConfig(steps=1000, batch_size=32, lr=2e-3, weight_decay=1e-4,
                                                                    warmup_steps=50, schedule="cosine"))
     temperature: float = 0.1
-    intra_weight: float = 100.0  # chosen on validation persons (benchmarks/comface_loss_weight.py)
+    intra_weight: float = 30.0  # chosen on validation persons (benchmarks/comface_loss_weight.py)
     # A batch holds every pair of the persons it draws, so SupCon's positives span all three
     # changes, as the verification pairs do (False: random pairs, one person rarely twice).
     whole_persons: bool = True

@@ -41,9 +41,10 @@ Teaching-scale choices (the paper is silent or used real video):
   *mean* correction, which is not. Its weight is 20, not the old world's 100: a large weight
   left a faint correction spread over pixels no expression moves, which the squared error
   barely sees and L1 (the measure of how close the reference is) does (MODEL_CARD.md).
-  End-to-end fine-tuning keeps G's loss at ``rec_weight = 10`` next to the classification
-  loss: at weight 1 and 3 the classifier's gradient through G pulled the reference away from
-  the neutral face again (MODEL_CARD.md).
+  End-to-end fine-tuning keeps G's loss at ``rec_weight = 30`` next to the classification
+  loss: at weights 1 to 10 the classifier's gradient through G pulled the reference away from
+  the neutral face again. G trains 1,000 steps, as its L1 was still falling at 600; both were
+  chosen on validation persons (MODEL_CARD.md).
 * The identity embedding is a small frozen **identity oracle** (a ConvEncoder trained with
   SupCon over persons), trained once per seed on pairs of gencon's *training* photos of one
   person (different expression, pose and light; :func:`oracle_pairs`), so it renders nothing

@@ -85,12 +85,12 @@ class GenConConfig:
     oracle_model: dict[str, Any] = field(default_factory=lambda: {"dim": 64, "widths": [16, 32, 48, 64]})
     data: DataConfig = field(default_factory=DataConfig)
     oracle_train: TrainConfig = field(default_factory=lambda: stage_train(150, 48, 2e-3))
-    generator_train: TrainConfig = field(default_factory=lambda: stage_train(600, 16, 2e-3))
+    generator_train: TrainConfig = field(default_factory=lambda: stage_train(1000, 16, 2e-3))
     encoder_train: TrainConfig = field(default_factory=lambda: stage_train(200, 32, 2e-3))
     finetune_train: TrainConfig = field(default_factory=lambda: stage_train(120, 32, 5e-4))
     id_weight: float = 0.05  # identity term next to G's reconstruction loss
     mse_weight: float = 20.0  # squared error next to L1: L1 alone collapsed G to the identity map
-    rec_weight: float = 10.0  # G's loss during end-to-end fine-tuning
+    rec_weight: float = 30.0  # G's loss during end-to-end fine-tuning
     temperature: float = 0.1  # the oracle's SupCon temperature
     single_lr: float = 2e-3  # the baseline's lr (a sweep on the training world: MODEL_CARD.md)
 
