@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -30,7 +30,7 @@ def identity_probe(features: np.ndarray, subjects: np.ndarray, seed: int = 0) ->
 
 
 def run_seed(profile: str | None = None, seed: int = 0, *, progress: bool | None = False,
-             log: Callable[[str], None] = print) -> dict[str, float]:
+             log: Callable[[str], None] = print, names: Sequence[str] = VARIANT_NAMES) -> dict[str, float]:
     """Every number of the FMAE-IAT claims for one seed, as ``{name: value}``.
 
     ``<variant>/f1`` (threshold 0.5, test predictions of the folds pooled), ``<variant>/f1_optimistic``,
@@ -40,8 +40,12 @@ def run_seed(profile: str | None = None, seed: int = 0, *, progress: bool | None
     ``all_positive/f1`` (every AU always predicted present: F1 at 0.5 rewards that when AUs are
     rare), ``<variant>/train_au_bce`` (fold 0's final training AU loss) against
     ``base_rate/train_au_bce`` (the loss of predicting each AU's base rate, i.e. learning nothing
-    from the image).
+    from the image). ``names`` limits the variants (``("iat_linear",)``: the floor of issue 18
+    without the three baselines' nine models).
     """
+    bad = sorted(set(names) - set(VARIANT_NAMES))
+    if bad or not names:
+        raise ValueError(f"names={list(names)} is not valid; choose from {list(VARIANT_NAMES)}")
     profile = get_profile(profile)
     cfg = profile_config(profile, seed)
     pretrain(profile, seed, cfg, progress=progress)
@@ -58,7 +62,7 @@ def run_seed(profile: str | None = None, seed: int = 0, *, progress: bool | None
     p = ((rate * known).sum(0) / known.sum(0).clamp(min=1)).clamp(1e-6, 1 - 1e-6).expand_as(rate)
     out["base_rate/train_au_bce"] = float((F.binary_cross_entropy(p, rate, reduction="none") * known).sum()
                                           / known.sum())
-    for name in VARIANT_NAMES:
+    for name in names:
         labels, knowns, scores = [], [], []
         for fold in range(cfg.data.n_folds):
             result = finetune(profile, seed, variants(name, sel["chosen"], fold), cfg, progress=progress)
