@@ -11,10 +11,11 @@ on fold 0's unseen test subjects (trace AUs left out), and each backbone's wall 
 Backbones (``--backbones``, comma-separated; default :data:`DEFAULT`):
 
 * ``conv``: facekit's ConvEncoder (the baseline; same data, loop and budget).
-* ``vit-<tokens>[+mae][+grid][+lrd]``: the profile's ViT (width, depth, heads) with
+* ``vit-<tokens>[+mae][+unmasked][+grid][+lrd]``: the profile's ViT (width, depth, heads) with
   ``<tokens>`` = ``patch8`` or ``patch4`` (ViT's linear patch projection: 64 or 256 tokens at
   64 px) or ``stem`` (Xiao et al.'s convolutional stem, 64 tokens); ``+mae`` from its own MAE
-  (the profile's stream and pretraining budget), else from scratch; ``+grid`` the 4 x 4 token
+  (the profile's stream and pretraining budget), else from scratch; ``+unmasked`` an MAE whose
+  stem sees the whole image (hidden patches included) instead of grey; ``+grid`` the 4 x 4 token
   grid readout, else the mean of the tokens; ``+lrd`` layer-wise learning-rate decay (the
   profile's ``layer_decay``, or 0.75 where it has none; MAE-initialised only).
 
@@ -44,7 +45,7 @@ from facekit.models.heads import AUHead
 from facekit.train import fit
 
 TOKENS = ("patch8", "patch4", "stem")
-FLAGS = ("mae", "grid", "lrd")
+FLAGS = ("mae", "unmasked", "grid", "lrd")
 DEFAULT = ("conv", "vit-patch8", "vit-stem", "vit-stem+grid", "vit-stem+mae+grid", "vit-stem+mae+grid+lrd")
 
 
@@ -70,7 +71,10 @@ def vit_config(cfg: FMAEConfig, name: str) -> tuple[FMAEConfig, fmae_iat.Variant
                          f"[+{']['.join(FLAGS)}]")
     if "lrd" in flags and "mae" not in flags:
         raise ValueError(f"backbone {name!r} is not valid; layer-wise lr decay ('+lrd') needs '+mae'")
-    vit = replace(cfg.vit, stem="conv" if tokens == "stem" else "patch", patch=4 if tokens == "patch4" else 8)
+    if "unmasked" in flags and ("mae" not in flags or tokens != "stem"):
+        raise ValueError(f"backbone {name!r} is not valid; '+unmasked' needs 'vit-stem' and '+mae'")
+    vit = replace(cfg.vit, stem="conv" if tokens == "stem" else "patch", patch=4 if tokens == "patch4" else 8,
+                  stem_masking="unmasked" not in flags)
     ft = replace(cfg.finetune, readout="grid" if "grid" in flags else "mean",
                  layer_decay=(cfg.finetune.layer_decay or 0.75) if "lrd" in flags else None)
     return replace(cfg, vit=vit, finetune=ft), fmae_iat.variants("mae" if "mae" in flags else "scratch", 0.0, 0)

@@ -181,9 +181,9 @@ def test_pooled_stream_revisits_its_first_faces_with_flips():
     first = stream.images(torch.arange(6))
     batch = stream(0)
     assert torch.equal(batch, stream(0)) and not torch.equal(batch, stream(1))
-    views = torch.cat([first, first.flip(-1)]).round(decimals=2)
-    for img in batch.round(decimals=2):  # every image is a stored face (uint8), maybe mirrored
-        assert (views - img).abs().amax((1, 2, 3)).min() < 0.01
+    views = torch.cat([first, first.flip(-1)])
+    for img in batch:  # every image is a stored face (uint8: within half a grey level), maybe mirrored
+        assert (views - img).abs().amax((1, 2, 3)).min() < 0.003
 
 
 def test_au_set_folds_are_subject_disjoint_and_identity_predicts_au_rates():

@@ -57,6 +57,7 @@ class ViTSpec:
     norm_pix_loss: bool = True
     positions: str = "sincos"
     stem: str = "patch"
+    stem_masking: bool = True  # under MAE, a conv stem sees the hidden patches as grey (else the whole image)
 
     def __post_init__(self) -> None:
         if self.stem not in STEMS:
@@ -166,7 +167,7 @@ class FaceMAE(nn.Module):
         """The MAE on normalised images; with a conv stem, the hidden patches (the same ones
         ``transformers`` drops, from the same ``noise``) are greyed out for the stem."""
         stem = self.stem
-        if stem is None:
+        if stem is None or not self.spec.stem_masking:
             return self.mae(pixel_values=x, noise=noise)
         grid = self.spec.size // self.spec.patch
         if noise is None:

@@ -103,7 +103,7 @@ class FinetuneConfig:
 class FMAEConfig:
     """Everything that defines the MAE and the fine-tuned detectors of one seed."""
 
-    vit: ViTSpec = field(default_factory=lambda: ViTSpec(size=64, patch=8, stem="conv"))
+    vit: ViTSpec = field(default_factory=lambda: ViTSpec(size=64, patch=8, stem="conv", stem_masking=False))
     stream: StreamConfig = field(default_factory=lambda: StreamConfig(ict_fraction=1.0, pool=4000))
     pretrain: TrainConfig = field(default_factory=lambda: TrainConfig(
         steps=600, batch_size=64, lr=1.5e-3, weight_decay=0.05, betas=(0.9, 0.95), warmup_steps=40, schedule="cosine",
