@@ -22,9 +22,12 @@ help transformers see better"): 3x3 stride-2 convolutions (BatchNorm, ReLU), one
 the patch side, then a 1x1 projection to the width, on the same token grid. A few thousand
 faces are too little data for a ViT to learn local filters from a patch projection; the stem
 brings the locality of a CNN and leaves the transformer (and MAE's token masking) as it is.
-Under MAE the stem sees the image with the hidden patches set to grey (:class:`ConvStem`'s
-``pixel_mask``), so its overlapping receptive fields cannot leak hidden pixels into visible
-tokens.
+A token's receptive field (15 px for patch 8) reaches a few pixels into its neighbours, so under
+MAE a visible token sees the rim of the hidden patches beside it. ``ViTSpec.stem_masking``
+greys the hidden patches out for the stem (:class:`ConvStem`'s ``pixel_mask``) to close that
+leak; its BatchNorm then learns on images three quarters grey, unlike the whole faces of
+fine-tuning. Which of the two gives the better detector is measured, not assumed
+(``facekit/methods/fmae_iat/MODEL_CARD.md``).
 """
 
 from __future__ import annotations

@@ -33,7 +33,8 @@ buys is measured in MODEL_CARD.md with ``benchmarks/fmae_backbones.py``):
 * Tokens from a convolutional stem (Xiao et al. 2021) on an 8 x 8 grid, not ViT's linear patch
   projection: with a few thousand faces a ViT does not learn local filters from scratch, and
   patch 4 (256 tokens) costs about five times as much per step. MAE still masks tokens; the stem
-  sees hidden patches as grey.
+  sees the whole image (``stem_masking=False``: greying the hidden patches out for it was no
+  better).
 * The heads read the tokens pooled onto a 4 x 4 grid (``readout="grid"``), not their mean: an AU
   is a change at a place, and the mean makes the encoder carry the place in its channels.
 * Subjects: 120 (80 per training fold) x 40 images. BP4D has 41 subjects with thousands of
