@@ -140,7 +140,11 @@ def test_grid_readout_keeps_where_a_token_lies():
     assert mean(x).shape == (2, 32) and grid(x).shape == (2, 16 * 32) and grid.dim == 16 * 32
     assert torch.allclose(grid(x).view(2, 32, 16).mean(-1), mean(x), atol=1e-5)  # same tokens, pooled
     net = fmae_iat.AUNet(asdict(TINY), ["AU1", "AU12"], n_subjects=3, id_head="linear", readout="grid")
-    assert net(x)["au"].shape == (2, 2) and net(x)["identity"].shape == (2, 3)
+    assert net(x)["au"].shape == (2, 2) and net(x)["identity"].shape == (2, 3) and net.id_head.in_features == 16 * 32
+    on_mean = fmae_iat.AUNet(asdict(TINY), ["AU1"], n_subjects=3, id_head="linear", readout="grid", id_input="mean")
+    assert on_mean.id_head.in_features == 32 and on_mean(x)["identity"].shape == (2, 3)
+    with pytest.raises(ValueError, match="id_input='grid'"):
+        fmae_iat.AUNet(asdict(TINY), ["AU1"], id_input="grid")
     with pytest.raises(ValueError, match="readout='max'"):
         ViTFeatures(readout="max", **asdict(TINY))
     with pytest.raises(ValueError, match="readout='max'"):

@@ -36,7 +36,9 @@ buys is measured in MODEL_CARD.md with ``benchmarks/fmae_backbones.py``):
   sees the whole image (``stem_masking=False``: greying the hidden patches out for it was no
   better).
 * The heads read the tokens pooled onto a 4 x 4 grid (``readout="grid"``), not their mean: an AU
-  is a change at a place, and the mean makes the encoder carry the place in its channels.
+  is a change at a place, and the mean makes the encoder carry the place in its channels. The
+  identity head reads the mean of the tokens (the paper's pooled feature): on the 2,048-d grid
+  the reversed gradient overpowered the AU loss.
 * Subjects: 120 (80 per training fold) x 40 images. BP4D has 41 subjects with thousands of
   frames each, but consecutive frames are near duplicates; at this scale more subjects with
   fewer images each is what lets a detector generalise to unseen ones.

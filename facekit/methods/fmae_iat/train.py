@@ -70,7 +70,8 @@ def model_config(cfg: FMAEConfig, v: Variant) -> dict[str, Any]:
     n_train = cfg.data.n_subjects - len(range(v.fold, cfg.data.n_subjects, cfg.data.n_folds))
     return {"vit": asdict(cfg.vit), "aus": list(cfg.data.aus), "n_subjects": n_train if v.id_head != "none" else 0,
             "id_head": v.id_head, "framing": cfg.data.framing,
-            "layer_decay": cfg.finetune.layer_decay if v.init == "mae" else None, "readout": cfg.finetune.readout}
+            "layer_decay": cfg.finetune.layer_decay if v.init == "mae" else None, "readout": cfg.finetune.readout,
+            **({"id_input": "mean"} if v.id_head != "none" and cfg.finetune.readout == "grid" else {})}
 
 
 def finetune_key(cfg: FMAEConfig, v: Variant, seed: int) -> dict[str, Any]:
