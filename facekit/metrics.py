@@ -209,52 +209,59 @@ def macro_f1(y_true: ArrayLike, y_pred: ArrayLike) -> float:
     return float(skm.f1_score(as_numpy(y_true), _labels(y_pred), average="macro", zero_division=0))
 
 
-def _multilabel(y_true: ArrayLike, scores: ArrayLike) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _multilabel(y_true: ArrayLike, scores: ArrayLike,
+                known: ArrayLike | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per label, ``(labels, scores)`` over the rows where the label is known (all rows without
+    ``known``), for the labels with at least one positive example."""
     y, s = as_numpy(y_true).astype(int), as_numpy(scores).astype(np.float64)
     if y.ndim != 2 or y.shape != s.shape:
         raise ValueError(
             f"pass (samples, labels) arrays of the same shape, got {y.shape} and {s.shape}"
         )
-    present = y.sum(axis=0) > 0
-    if not present.any():
+    k = np.ones_like(y, dtype=bool) if known is None else as_numpy(known).astype(bool)
+    if k.shape != y.shape:
+        raise ValueError(f"known has shape {k.shape}; pass one flag per label, shape {y.shape}")
+    cols = [(y[k[:, j], j], s[k[:, j], j]) for j in range(y.shape[1])]
+    cols = [(yj, sj) for yj, sj in cols if yj.sum() > 0]
+    if not cols:
         raise ValueError("no label has a positive example; F1 is undefined")
-    return y, s, present
+    return cols
 
 
-def multilabel_f1(y_true: ArrayLike, scores: ArrayLike, threshold: float = 0.5) -> float:
+def multilabel_f1(y_true: ArrayLike, scores: ArrayLike, threshold: float = 0.5,
+                  known: ArrayLike | None = None) -> float:
     """Mean per-label F1 at a fixed threshold: the AU-detection protocol (FMAE-IAT).
 
     ``scores`` are probabilities (apply a sigmoid to logits). Labels with no positive example
     are left out: their F1 is undefined, and counting them as 0 or 1 would bias the mean.
+    ``known`` (same shape, optional) leaves out the entries whose label is unknown (a trace AU,
+    neither present nor absent).
     """
-    y, s, present = _multilabel(y_true, scores)
-    pred = (s >= threshold).astype(int)
     # one column at a time: with a single label column sklearn would read the input as binary
-    per_label = np.array([skm.f1_score(y[:, j], pred[:, j], zero_division=0) for j in range(y.shape[1])])
-    return float(per_label[present].mean())
+    return float(np.mean([skm.f1_score(yj, (sj >= threshold).astype(int), zero_division=0)
+                          for yj, sj in _multilabel(y_true, scores, known)]))
 
 
-def multilabel_auc(y_true: ArrayLike, scores: ArrayLike) -> float:
+def multilabel_auc(y_true: ArrayLike, scores: ArrayLike, known: ArrayLike | None = None) -> float:
     """Mean per-label ROC-AUC over labels with both classes present: threshold-free, so it tells
-    a detector that ranks faces by the AU apart from one that only moves its threshold."""
-    y, s, _ = _multilabel(y_true, scores)
-    both = [j for j in range(y.shape[1]) if 0 < y[:, j].sum() < len(y)]
+    a detector that ranks faces by the AU apart from one that only moves its threshold.
+    ``known`` as in :func:`multilabel_f1`."""
+    both = [(yj, sj) for yj, sj in _multilabel(y_true, scores, known) if yj.sum() < len(yj)]
     if not both:
         raise ValueError("no label has both positive and negative examples; ROC-AUC is undefined")
-    return float(np.mean([skm.roc_auc_score(y[:, j], s[:, j]) for j in both]))
+    return float(np.mean([skm.roc_auc_score(yj, sj) for yj, sj in both]))
 
 
-def optimistic_best_threshold_f1(y_true: ArrayLike, scores: ArrayLike) -> float:
+def optimistic_best_threshold_f1(y_true: ArrayLike, scores: ArrayLike, known: ArrayLike | None = None) -> float:
     """OPTIMISTIC mean per-label F1 with each label's threshold chosen on the evaluated data.
 
     Some AU papers report this; it uses test labels to pick the threshold, so it overstates
     what a deployed detector achieves. Report it only labelled as optimistic, beside
-    :func:`multilabel_f1` at a threshold fixed in advance.
+    :func:`multilabel_f1` at a threshold fixed in advance. ``known`` as in :func:`multilabel_f1`.
     """
-    y, s, present = _multilabel(y_true, scores)
     best = []
-    for j in np.flatnonzero(present):
-        precision, recall, _ = skm.precision_recall_curve(y[:, j], s[:, j])
+    for yj, sj in _multilabel(y_true, scores, known):
+        precision, recall, _ = skm.precision_recall_curve(yj, sj)
         with np.errstate(invalid="ignore", divide="ignore"):
             f1 = np.where(
                 precision + recall > 0, 2 * precision * recall / (precision + recall), 0.0

@@ -548,25 +548,30 @@ def fit(
 
     With ``run_dir``, checkpoints go to ``run_dir/checkpoints/step-XXXXXXXX`` every
     ``config.ckpt_every`` steps and at the end. Weight decay skips biases and norm gains
-    (parameters with fewer than 2 dims), as is standard for AdamW. The model comes back
+    (parameters with fewer than 2 dims), as is standard for AdamW. A model with an ``lr_scales()``
+    method (parameter name -> factor) has those parameters' learning rate scaled by it, for
+    layer-wise learning-rate decay; the others keep the schedule's rate. The model comes back
     unwrapped, on the training device, in eval mode. ``progress=None`` shows a bar in a
     terminal or notebook only.
     """
     run_dir = Path(run_dir) if run_dir is not None else None
     accelerator = _make_accelerator(config)
     seed_everything(config.seed)
-    params = [p for p in model.parameters() if p.requires_grad]
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    params = [p for _, p in named]
     if not params:
         raise ValueError(
             "the model has no trainable parameters (requires_grad=True); nothing to fit"
         )
+    scales = model.lr_scales() if hasattr(model, "lr_scales") else {}
+    by_group: dict[tuple[bool, float], list[nn.Parameter]] = {}
+    for name, p in named:
+        by_group.setdefault((p.ndim < 2, float(scales.get(name, 1.0))), []).append(p)
     groups = [
-        {"params": [p for p in params if p.ndim >= 2], "weight_decay": config.weight_decay},
-        {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0},
+        {"params": by_group[k], "weight_decay": 0.0 if k[0] else config.weight_decay, "lr_scale": k[1]}
+        for k in sorted(by_group, key=lambda k: (k[0], -k[1]))
     ]
-    optimizer = torch.optim.AdamW(
-        [g for g in groups if g["params"]], lr=config.lr, betas=config.betas
-    )
+    optimizer = torch.optim.AdamW(groups, lr=config.lr, betas=config.betas)
     start, history, resumed_from = 0, [], None
     sums: dict[str, Tensor] = {}
     count = 0
@@ -602,7 +607,7 @@ def fit(
             seed_everything(_step_seed(config.seed, step, accelerator.process_index + 1))
             lr = config.lr_at(step)
             for group in optimizer.param_groups:
-                group["lr"] = lr
+                group["lr"] = lr * group.get("lr_scale", 1.0)
             loss, logs = _split_loss(compute(wrapped, batch))
             accelerator.backward(loss)
             if config.grad_clip is not None:

@@ -268,3 +268,20 @@ def test_multilabel_f1_with_one_label_column() -> None:
     y = np.array([[1], [0], [1], [0]])
     s = np.array([[0.9], [0.2], [0.1], [0.7]])  # one hit, one miss, one false alarm: F1 = 0.5
     assert fm.multilabel_f1(y, s) == pytest.approx(0.5)
+
+
+def test_multilabel_scores_leave_out_unknown_labels() -> None:
+    """An unknown entry (a trace AU) is neither a positive nor a negative: it changes no score."""
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 2, (40, 3))
+    s = rng.random((40, 3))
+    known = np.ones_like(y, dtype=bool)
+    known[:5, 0] = False
+    for fn in (fm.multilabel_f1, fm.multilabel_auc, fm.optimistic_best_threshold_f1):
+        flipped = y.copy()
+        flipped[:5, 0] = 1 - flipped[:5, 0]
+        assert fn(y, s, known=known) == pytest.approx(fn(flipped, s, known=known))
+    assert fm.multilabel_f1(y, s, known=known) != pytest.approx(fm.multilabel_f1(1 - y, s, known=known))
+    assert fm.multilabel_auc(y[5:], s[5:], known=known[5:]) == pytest.approx(fm.multilabel_auc(y[5:], s[5:]))
+    with pytest.raises(ValueError, match=r"known has shape \(40, 2\)"):
+        fm.multilabel_f1(y, s, known=known[:, :2])

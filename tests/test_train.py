@@ -89,6 +89,25 @@ def test_loss_decreases_and_history_is_logged() -> None:
     assert not result.model.training
 
 
+class Scaled(Net):
+    """Per-parameter learning-rate factors (layer-wise decay): the first layer frozen by a 0 factor."""
+
+    def lr_scales(self) -> dict[str, float]:
+        return {"body.0.weight": 0.0, "body.0.bias": 0.0, "body.3.weight": 0.5}
+
+
+def test_lr_scales_multiply_the_learning_rate_per_parameter() -> None:
+    seed_everything(CFG.seed)
+    net = Scaled()
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    result = fit(net, data, CFG, loss_fn=mse, progress=False)
+    after = result.model.state_dict()
+    assert torch.equal(after["body.0.weight"], before["body.0.weight"])
+    assert torch.equal(after["body.0.bias"], before["body.0.bias"])
+    assert not torch.equal(after["body.3.weight"], before["body.3.weight"])
+    assert result.history[-1]["loss"] < result.history[0]["loss"]
+
+
 def test_resume_after_interruption_reproduces_uninterrupted_run(tmp_path: Path) -> None:
     full = fit(new_net(), data, CFG, loss_fn=mse, run_dir=tmp_path / "full", progress=False)
 

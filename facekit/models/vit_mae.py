@@ -15,6 +15,19 @@ encoder's position embeddings and zeroes the decoder's, so a model built from a 
 blind to where a patch lies. The encoder then sees a bag of patches (the mouth and the brow
 look alike) and the decoder predicts the same patch at every hidden position. ``ViTSpec.positions``
 names the scheme, so models cached before this fix are never loaded as if they had it.
+
+``ViTSpec.stem`` chooses how pixels become tokens. ``"patch"`` is ViT's one linear projection
+of each patch; ``"conv"`` is the convolutional stem of Xiao et al. 2021 ("Early convolutions
+help transformers see better"): 3x3 stride-2 convolutions (BatchNorm, ReLU), one per halving of
+the patch side, then a 1x1 projection to the width, on the same token grid. A few thousand
+faces are too little data for a ViT to learn local filters from a patch projection; the stem
+brings the locality of a CNN and leaves the transformer (and MAE's token masking) as it is.
+A token's receptive field (15 px for patch 8) reaches a few pixels into its neighbours, so under
+MAE a visible token sees the rim of the hidden patches beside it. ``ViTSpec.stem_masking``
+greys the hidden patches out for the stem (:class:`ConvStem`'s ``pixel_mask``) to close that
+leak; its BatchNorm then learns on images three quarters grey, unlike the whole faces of
+fine-tuning. Which of the two gives the better detector is measured, not assumed
+(``facekit/methods/fmae_iat/MODEL_CARD.md``).
 """
 
 from __future__ import annotations
@@ -28,6 +41,7 @@ from transformers import ViTMAEConfig, ViTMAEForPreTraining, ViTMAEModel
 
 # Pixel normalisation inside the models (faces in [0, 1] have a mean near 0.5).
 _MEAN, _STD = 0.5, 0.25
+STEMS = ("patch", "conv")
 
 
 @dataclass
@@ -45,8 +59,14 @@ class ViTSpec:
     mask_ratio: float = 0.75
     norm_pix_loss: bool = True
     positions: str = "sincos"
+    stem: str = "patch"
+    stem_masking: bool = True  # under MAE, a conv stem sees the hidden patches as grey (else the whole image)
 
     def __post_init__(self) -> None:
+        if self.stem not in STEMS:
+            raise ValueError(f"stem={self.stem!r} is not valid; choose one of {list(STEMS)}")
+        if self.stem == "conv" and (self.patch & (self.patch - 1) or self.patch < 2):
+            raise ValueError(f"patch={self.patch} is not valid with stem='conv'; pass a power of 2 >= 2")
         if self.positions != "sincos":
             raise ValueError(f"positions={self.positions!r} is not valid; the one scheme is 'sincos'")
         if self.width % 4 or self.decoder_width % 4:
@@ -89,6 +109,37 @@ def sincos_positions(grid: int, dim: int) -> Tensor:
     return torch.cat([torch.zeros(1, dim, dtype=torch.float64), table]).float()[None]
 
 
+class ConvStem(nn.Module):
+    """Xiao et al.'s stem: ``log2(patch)`` 3x3 stride-2 convolutions (widths doubling up to half
+    the ViT width), then a 1x1 projection; ``N x 3 x H x W`` -> ``N x width x H/patch x W/patch``.
+    While ``pixel_mask`` (``N x 1 x H x W``, 1 visible) is set, the input is multiplied by it."""
+
+    def __init__(self, patch: int, width: int) -> None:
+        super().__init__()
+        n = patch.bit_length() - 1
+        layers: list[nn.Module] = []
+        c = 3
+        for i in range(n):
+            w = max(8, width // 2 ** (n - i))
+            layers += [nn.Conv2d(c, w, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(w), nn.ReLU()]
+            c = w
+        self.convs = nn.Sequential(*layers)
+        self.project = nn.Conv2d(c, width, 1)
+        self.pixel_mask: Tensor | None = None
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.pixel_mask is not None:
+            x = x * self.pixel_mask
+        return self.project(self.convs(x))
+
+
+def _install_stem(embeddings: nn.Module, spec: ViTSpec) -> None:
+    """Swap the patch projection of a ``transformers`` ViTMAE for a :class:`ConvStem` where the
+    spec asks for one (same token grid, so positions and masking are unchanged)."""
+    if spec.stem == "conv":
+        embeddings.patch_embeddings.projection = ConvStem(spec.patch, spec.width)
+
+
 def _check_images(x: Tensor, size: int) -> Tensor:
     if x.ndim != 4 or x.shape[1] != 3 or tuple(x.shape[-2:]) != (size, size):
         raise ValueError(f"images have shape {tuple(x.shape)}; this ViT takes N x 3 x {size} x {size} in [0, 1]")
@@ -107,9 +158,34 @@ class FaceMAE(nn.Module):
             self.mae.vit.embeddings.position_embeddings.copy_(sincos_positions(grid, self.spec.width))
             self.mae.decoder.decoder_pos_embed.copy_(sincos_positions(grid, self.spec.decoder_width))
             nn.init.normal_(self.mae.decoder.mask_token, std=0.02)
+        _install_stem(self.mae.vit.embeddings, self.spec)
+
+    @property
+    def stem(self) -> ConvStem | None:
+        """The conv stem (registered once, inside the encoder), or ``None``."""
+        proj = self.mae.vit.embeddings.patch_embeddings.projection
+        return proj if isinstance(proj, ConvStem) else None
+
+    def _run(self, x: Tensor, noise: Tensor | None) -> Any:
+        """The MAE on normalised images; with a conv stem, the hidden patches (the same ones
+        ``transformers`` drops, from the same ``noise``) are greyed out for the stem."""
+        stem = self.stem
+        if stem is None or not self.spec.stem_masking:
+            return self.mae(pixel_values=x, noise=noise)
+        grid = self.spec.size // self.spec.patch
+        if noise is None:
+            noise = torch.rand(len(x), grid * grid, device=x.device)
+        keep = int(grid * grid * (1 - self.spec.mask_ratio))
+        visible = torch.zeros_like(noise).scatter_(1, torch.argsort(noise, 1)[:, :keep], 1.0)
+        pixel = visible.view(-1, 1, grid, grid).repeat_interleave(self.spec.patch, 2).repeat_interleave(self.spec.patch, 3)
+        stem.pixel_mask = pixel.to(x.dtype)
+        try:
+            return self.mae(pixel_values=x, noise=noise)
+        finally:
+            stem.pixel_mask = None
 
     def forward(self, images: Tensor, noise: Tensor | None = None) -> Tensor:
-        return self.mae(pixel_values=_check_images(images, self.spec.size), noise=noise).loss
+        return self._run(_check_images(images, self.spec.size), noise).loss
 
     def encoder_state(self) -> dict[str, Tensor]:
         """The encoder's weights, keyed as :class:`ViTFeatures` expects them."""
@@ -124,7 +200,7 @@ class FaceMAE(nn.Module):
         scale; as in the MAE paper's figures, we restore them from the true patch statistics.
         """
         x = _check_images(images, self.spec.size)
-        out = self.mae(pixel_values=x, noise=noise)
+        out = self._run(x, noise)
         target = self.mae.patchify(x)
         pred = out.logits
         if self.spec.norm_pix_loss:
@@ -140,25 +216,44 @@ class FaceMAE(nn.Module):
                 "prediction": image(pred), "mask": out.mask}
 
 
-class ViTFeatures(nn.Module):
-    """The MAE encoder without masking: images -> pooled ``N x width`` features."""
+READOUTS = ("mean", "grid")
+READOUT_GRID = 4  # the "grid" readout's side, as the audit CNN's 4 x 4 map
 
-    def __init__(self, **spec: Any) -> None:
+
+class ViTFeatures(nn.Module):
+    """The MAE encoder without masking: images -> pooled features.
+
+    ``readout="mean"`` (MAE's ``global_pool``): the mean of the patch tokens, ``N x width``.
+    ``readout="grid"``: the token grid average-pooled to ``READOUT_GRID x READOUT_GRID`` and
+    flattened, ``N x 16 width``, so a linear head reads *where* on the face a token lies (an AU
+    is a change at a place); it has no weights, so MAE encoders load into either.
+    """
+
+    def __init__(self, readout: str = "mean", **spec: Any) -> None:
         super().__init__()
+        if readout not in READOUTS:
+            raise ValueError(f"readout={readout!r} is not valid; choose one of {list(READOUTS)}")
         self.spec = ViTSpec(**spec)
+        self.readout = readout
         self.vit = ViTMAEModel(self.spec.hf_config(mask_ratio=0.0))
         with torch.no_grad():
             self.vit.embeddings.position_embeddings.copy_(sincos_positions(self.spec.size // self.spec.patch,
                                                                            self.spec.width))
-        self.dim = self.spec.width
+        _install_stem(self.vit.embeddings, self.spec)
+        self.grid = min(READOUT_GRID, self.spec.size // self.spec.patch)
+        self.dim = self.spec.width * (self.grid ** 2 if readout == "grid" else 1)
 
     def forward(self, images: Tensor) -> Tensor:
         x = _check_images(images, self.spec.size)
         # ViTMAE shuffles patches by ``noise`` even with nothing masked; a fixed ramp keeps the
         # order (and the features) deterministic.
         noise = torch.arange(self.spec.n_patches, device=x.device, dtype=x.dtype).expand(len(x), -1)
-        tokens = self.vit(pixel_values=x, noise=noise).last_hidden_state
-        return tokens[:, 1:].mean(1)
+        tokens = self.vit(pixel_values=x, noise=noise).last_hidden_state[:, 1:]
+        if self.readout == "mean":
+            return tokens.mean(1)
+        side = self.spec.size // self.spec.patch
+        grid = tokens.transpose(1, 2).reshape(len(x), self.spec.width, side, side)
+        return nn.functional.adaptive_avg_pool2d(grid, self.grid).flatten(1)
 
 
-__all__ = ["FaceMAE", "ViTFeatures", "ViTSpec", "sincos_positions"]
+__all__ = ["READOUTS", "READOUT_GRID", "STEMS", "ConvStem", "FaceMAE", "ViTFeatures", "ViTSpec", "sincos_positions"]

@@ -169,7 +169,7 @@ class FaceDataset(_SyntheticDataset):
     ``intensity``), ``"mixed"`` (a share ``emotion_share`` of faces shows a prototype, the others
     random AUs; ``emotion`` is -1 on those), ``"propensity"`` (each person has their own AU base
     rates, so identity predicts AUs as in BP4D) or ``"neutral"``. ``p_active`` and ``au_intensity``
-    set how random AUs are drawn, ``emotion_intensity`` the range of a prototype's intensity.
+    set how random AUs are drawn (``au_intensity`` also for ``"propensity"``), ``emotion_intensity`` the range of a prototype's intensity.
     ``with_neutral`` adds each face's neutral counterpart under the same pose and light
     (``neutral_image``).
     """
@@ -210,7 +210,7 @@ class FaceDataset(_SyntheticDataset):
             extra = {"emotion": emotion, "intensity": intensity}
         elif self.expressions == "propensity":
             prop = au_propensity(self.identities.codes(person), self.propensity_strength)
-            au = sample_aus(seed=self.seed, indices=idx, propensity=prop)
+            au = sample_aus(seed=self.seed, indices=idx, propensity=prop, intensity=self.au_intensity)
         elif self.expressions == "neutral":
             au = torch.zeros(len(idx), N_AUS)
         else:
@@ -229,7 +229,7 @@ class FaceDataset(_SyntheticDataset):
         cfg = {**super().config(), "expressions": self.expressions, "with_neutral": self.with_neutral}
         # sampling settings appear only where they differ from the defaults, so the configs (and
         # the cache keys hashed from them) of datasets made before they existed stay the same
-        used = {"p_active": self.expressions in ("random", "mixed"), "au_intensity": self.expressions in ("random", "mixed"),
+        used = {"p_active": self.expressions in ("random", "mixed"), "au_intensity": self.expressions in ("random", "mixed", "propensity"),
                 "emotion_intensity": self.expressions in ("emotion", "mixed"), "emotion_share": self.expressions == "mixed"}
         for name, default in _SAMPLING_DEFAULTS.items():
             value = getattr(self, name)

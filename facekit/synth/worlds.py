@@ -162,10 +162,13 @@ class World:
 
     # -- faces ------------------------------------------------------------------------
     def faces(self, n: int, split: str = "train", seed: int = 0, expressions: str = "mixed",
-              with_neutral: bool = False, n_persons: int | None = None) -> WorldFaces:
-        """Single faces of one split (random AUs and emotion prototypes mixed, by default)."""
+              with_neutral: bool = False, n_persons: int | None = None,
+              propensity_strength: float = 1.5) -> WorldFaces:
+        """Single faces of one split (random AUs and emotion prototypes mixed, by default;
+        ``expressions="propensity"``: per-person AU base rates, ``propensity_strength`` as in
+        ``FaceDataset``, at the world's AU intensities)."""
         return WorldFaces(self, n, split=split, seed=seed, expressions=expressions, with_neutral=with_neutral,
-                          n_persons=n_persons)
+                          n_persons=n_persons, propensity_strength=propensity_strength)
 
     def pairs(self, n: int, split: str = "train", seed: int = 0, factor: str = "expression",
               nuisance: float = 0.3, n_persons: int | None = None) -> WorldPairs:
@@ -274,10 +277,11 @@ class WorldFaces(_InWorld, FaceDataset):
     (:func:`au_labels`) and ``intensity_bin`` (:func:`intensity_bin`) where emotions are shown."""
 
     def __init__(self, world: World, n: int, split: str = "train", seed: int = 0, expressions: str = "mixed",
-                 with_neutral: bool = False, n_persons: int | None = None) -> None:
+                 with_neutral: bool = False, n_persons: int | None = None, propensity_strength: float = 1.5) -> None:
         self.world = world
         FaceDataset.__init__(self, n, split=split, seed=seed, expressions=expressions, with_neutral=with_neutral,
-                             n_persons=n_persons, p_active=world.au_p, au_intensity=world.au_intensity,
+                             n_persons=n_persons, propensity_strength=propensity_strength,
+                             p_active=world.au_p, au_intensity=world.au_intensity,
                              emotion_intensity=world.emotion_intensity, emotion_share=world.emotion_share,
                              **_dataset_kwargs(world))
 

@@ -7,9 +7,10 @@ from typing import Any
 
 from facekit.methods.common import profile_config_of
 from facekit.models.heads import ID_HEADS, check_scale
-from facekit.models.vit_mae import ViTSpec
+from facekit.models.vit_mae import READOUTS, ViTSpec
 from facekit.synth.params import au_index
 from facekit.synth.render import check_framing
+from facekit.synth.worlds import WORLDS
 from facekit.train import TrainConfig
 
 METHOD = "fmae_iat"
@@ -39,9 +40,12 @@ class StreamConfig:
     ict_fraction: float = 0.0  # share rendered by the ICT-FaceKit backend (needs its assets)
     pose_scale: float = 1.0
     framing: str = "face"
+    pool: int = 0  # > 0: the stream's first `pool` faces, rendered once, revisited (see FaceStream)
 
     def __post_init__(self) -> None:
         check_framing(self.framing)
+        if not isinstance(self.pool, int) or self.pool < 0:
+            raise ValueError(f"StreamConfig.pool={self.pool!r} is not valid; pass an int >= 0 (0: render every batch)")
         for name in ("target_fraction", "emotion_fraction", "ict_fraction"):
             v = getattr(self, name)
             if not 0 <= v <= 1:
@@ -50,21 +54,24 @@ class StreamConfig:
 
 @dataclass
 class AUDataConfig:
-    """The BP4D-like fine-tuning world (one per run seed)."""
+    """The BP4D-like fine-tuning set (one per run seed), drawn from the training world ``world``
+    (``facekit.synth.worlds``; its backend, style, pose and AU intensities, its FACS-B occurrence)."""
 
-    n_subjects: int = 60  # split into folds; each fold trains on the others (40 subjects at 3 folds)
+    world: str = "default"
+    n_subjects: int = 120  # split into folds; each fold trains on the others (80 subjects at 3 folds)
     n_folds: int = 3
-    n_val_subjects: int = 12  # disjoint subjects, only for choosing the reversal scale
-    images_per_subject: int = 150
-    probe_images_per_subject: int = 12  # held-out images of each subject, for the identity probe
+    n_val_subjects: int = 24  # disjoint subjects, only for choosing the reversal scale
+    images_per_subject: int = 40
+    probe_images_per_subject: int = 10  # held-out images of each subject, for the identity probe
     propensity_strength: float = 2.0
     aus: tuple[str, ...] = field(default_factory=lambda: BP4D_AUS)
-    size: int = 48
-    pose_scale: float = 0.5
+    size: int = 64
     framing: str = "face"
 
     def __post_init__(self) -> None:
         check_framing(self.framing)
+        if self.world not in WORLDS:
+            raise ValueError(f"world={self.world!r} is not valid; choose one of {list(WORLDS)}")
         self.aus = tuple(self.aus)
         for a in self.aus:
             au_index(a)
@@ -79,35 +86,44 @@ class AUDataConfig:
 class FinetuneConfig:
     train: TrainConfig = field(default_factory=lambda: TrainConfig(steps=500, batch_size=32, lr=1e-3, weight_decay=0.05,
                                                                    warmup_steps=25, schedule="cosine", log_every=50))
-    scales: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0)
+    scales: tuple[float, ...] = (0.5, 1.0, 2.0)  # the paper's choices on DISFA, BP4D+ and BP4D
+    layer_decay: float | None = None  # layer-wise lr decay of MAE-initialised encoders (None: off)
+    readout: str = "mean"  # how the AU and identity heads pool the ViT's tokens (facekit.models.vit_mae.READOUTS)
 
     def __post_init__(self) -> None:
         self.scales = tuple(check_scale(s) for s in self.scales)
+        if self.readout not in READOUTS:
+            raise ValueError(f"FinetuneConfig.readout={self.readout!r} is not valid; choose one of {list(READOUTS)}")
+        if self.layer_decay is not None and not 0 < self.layer_decay <= 1:
+            raise ValueError(f"FinetuneConfig.layer_decay={self.layer_decay!r} is not valid; pass a factor in (0, 1] "
+                             "or None")
 
 
 @dataclass
 class FMAEConfig:
     """Everything that defines the MAE and the fine-tuned detectors of one seed."""
 
-    vit: ViTSpec = field(default_factory=ViTSpec)
-    stream: StreamConfig = field(default_factory=StreamConfig)
+    vit: ViTSpec = field(default_factory=lambda: ViTSpec(size=64, patch=8, stem="conv", stem_masking=False))
+    stream: StreamConfig = field(default_factory=lambda: StreamConfig(ict_fraction=1.0, pool=4000))
     pretrain: TrainConfig = field(default_factory=lambda: TrainConfig(
-        steps=1600, batch_size=64, lr=1.5e-3, weight_decay=0.05, betas=(0.9, 0.95), warmup_steps=80, schedule="cosine",
-        log_every=50, ckpt_every=400))
+        steps=600, batch_size=64, lr=1.5e-3, weight_decay=0.05, betas=(0.9, 0.95), warmup_steps=40, schedule="cosine",
+        log_every=50, ckpt_every=200))
     data: AUDataConfig = field(default_factory=AUDataConfig)
-    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
+    finetune: FinetuneConfig = field(default_factory=lambda: FinetuneConfig(readout="grid"))
 
 
 # The fields of each profile that differ from the defaults above (the defaults are the cpu profile).
 PROFILES: dict[str, dict[str, Any]] = {
     "smoke": {
-        "vit": {"size": 32, "patch": 8, "width": 32, "depth": 2, "heads": 2, "decoder_width": 32, "decoder_depth": 1},
+        "vit": {"size": 32, "patch": 8, "stem": "conv", "width": 32, "depth": 2, "heads": 2, "decoder_width": 32,
+                "decoder_depth": 1},
+        "stream": {"ict_fraction": 1.0, "pool": 96},
         "pretrain": {"steps": 30, "batch_size": 32, "lr": 1.5e-3, "weight_decay": 0.05, "betas": (0.9, 0.95),
                      "warmup_steps": 3, "schedule": "cosine", "log_every": 10},
         "data": {"n_subjects": 12, "n_val_subjects": 4, "images_per_subject": 8, "probe_images_per_subject": 4,
                  "size": 32},
         "finetune": {"train": {"steps": 20, "batch_size": 16, "lr": 1e-3, "warmup_steps": 2, "schedule": "cosine",
-                               "log_every": 5}, "scales": (1.0, 4.0)},
+                               "log_every": 5}, "scales": (1.0, 4.0), "readout": "grid"},
     },
     "cpu": {},
     # 9e6 streamed images (Face9M by construction), 64x64 faces, ViT-S-like width; ICT faces too.

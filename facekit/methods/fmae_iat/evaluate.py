@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -30,7 +30,7 @@ def identity_probe(features: np.ndarray, subjects: np.ndarray, seed: int = 0) ->
 
 
 def run_seed(profile: str | None = None, seed: int = 0, *, progress: bool | None = False,
-             log: Callable[[str], None] = print) -> dict[str, float]:
+             log: Callable[[str], None] = print, names: Sequence[str] = VARIANT_NAMES) -> dict[str, float]:
     """Every number of the FMAE-IAT claims for one seed, as ``{name: value}``.
 
     ``<variant>/f1`` (threshold 0.5, test predictions of the folds pooled), ``<variant>/f1_optimistic``,
@@ -40,8 +40,12 @@ def run_seed(profile: str | None = None, seed: int = 0, *, progress: bool | None
     ``all_positive/f1`` (every AU always predicted present: F1 at 0.5 rewards that when AUs are
     rare), ``<variant>/train_au_bce`` (fold 0's final training AU loss) against
     ``base_rate/train_au_bce`` (the loss of predicting each AU's base rate, i.e. learning nothing
-    from the image).
+    from the image). ``names`` limits the variants (``("iat_linear",)``: the floor of issue 18
+    without the three baselines' nine models).
     """
+    bad = sorted(set(names) - set(VARIANT_NAMES))
+    if bad or not names:
+        raise ValueError(f"names={list(names)} is not valid; choose from {list(VARIANT_NAMES)}")
     profile = get_profile(profile)
     cfg = profile_config(profile, seed)
     pretrain(profile, seed, cfg, progress=progress)
@@ -53,29 +57,32 @@ def run_seed(profile: str | None = None, seed: int = 0, *, progress: bool | None
     probe = data["probe"]
     probe0 = {k: v[probe["fold"] != 0] for k, v in probe.items()}
     out["probe/chance"] = 1.0 / len(torch.unique(probe0["subject"]))
-    rate = fold_split(data["train"], 0)[0]["label"].float()
-    p = rate.mean(0).clamp(1e-6, 1 - 1e-6).expand_as(rate)
-    out["base_rate/train_au_bce"] = float(F.binary_cross_entropy(p, rate))
-    for name in VARIANT_NAMES:
-        labels, scores = [], []
+    train0 = fold_split(data["train"], 0)[0]
+    rate, known = train0["label"].float(), train0["known"].float()
+    p = ((rate * known).sum(0) / known.sum(0).clamp(min=1)).clamp(1e-6, 1 - 1e-6).expand_as(rate)
+    out["base_rate/train_au_bce"] = float((F.binary_cross_entropy(p, rate, reduction="none") * known).sum()
+                                          / known.sum())
+    for name in names:
+        labels, knowns, scores = [], [], []
         for fold in range(cfg.data.n_folds):
             result = finetune(profile, seed, variants(name, sel["chosen"], fold), cfg, progress=progress)
             det = AUDetector(result.model)
             test = fold_split(data["train"], fold)[1]
             labels.append(test["label"].numpy())
+            knowns.append(test["known"].numpy().astype(bool))
             scores.append(det.predict_proba(test["image"].float() / 255, framing=cfg.data.framing))
             if fold == 0:
                 feats = det.features(probe0["image"].float() / 255, framing=cfg.data.framing)
                 out[f"{name}/probe"] = identity_probe(feats, probe0["subject"].numpy(), seed)
                 out[f"{name}/train_au_bce"] = result.history[-1]["au"]
-        y, s = np.concatenate(labels), np.concatenate(scores)
-        out["all_positive/f1"] = metrics.multilabel_f1(y, np.ones_like(s))
-        out[f"{name}/f1"] = metrics.multilabel_f1(y, s)
-        out[f"{name}/f1_optimistic"] = metrics.optimistic_best_threshold_f1(y, s)
-        out[f"{name}/auc"] = metrics.multilabel_auc(y, s)
+        y, k, s = np.concatenate(labels), np.concatenate(knowns), np.concatenate(scores)
+        out["all_positive/f1"] = metrics.multilabel_f1(y, np.ones_like(s), known=k)
+        out[f"{name}/f1"] = metrics.multilabel_f1(y, s, known=k)
+        out[f"{name}/f1_optimistic"] = metrics.optimistic_best_threshold_f1(y, s, known=k)
+        out[f"{name}/auc"] = metrics.multilabel_auc(y, s, known=k)
         for j, au in enumerate(cfg.data.aus):
-            if y[:, j].any():
-                out[f"{name}/f1/{au}"] = float(f1_score(y[:, j], s[:, j] >= 0.5, zero_division=0))
+            if y[k[:, j], j].any():
+                out[f"{name}/f1/{au}"] = float(f1_score(y[k[:, j], j], s[k[:, j], j] >= 0.5, zero_division=0))
         log(f"seed {seed}: {name} F1 {out[f'{name}/f1']:.3f}, probe {out[f'{name}/probe']:.3f}")
     return out
 

@@ -32,12 +32,15 @@ from facekit.train import TrainResult, cached_path, is_cached, load_cached, trai
 
 
 def iat_loss(model: nn.Module, batch: dict[str, Tensor], reversal: float, n_subjects: int) -> dict[str, Tensor]:
-    """AU BCE plus, with an identity head, BCE on the one-hot subject vector (official code)."""
+    """AU BCE (over the known labels: trace AUs are left out) plus, with an identity head, BCE on
+    the one-hot subject vector (official code)."""
     x = batch["image"].float() / 255
     flip = torch.rand(len(x), device=x.device) < 0.5
     x = torch.where(flip[:, None, None, None], x.flip(-1), x)
     out = model(x, reversal)
-    au = F.binary_cross_entropy_with_logits(out["au"], batch["label"].float())
+    known = batch["known"].float() if "known" in batch else torch.ones_like(out["au"])
+    au = (F.binary_cross_entropy_with_logits(out["au"], batch["label"].float(), reduction="none") * known).sum()
+    au = au / known.sum().clamp(min=1)
     if "identity" not in out:
         return {"loss": au, "au": au.detach()}
     onehot = F.one_hot(batch["subject"], n_subjects).float()
@@ -66,7 +69,9 @@ def load_mae(profile: str | None = None, seed: int = 0, device: str | torch.devi
 def model_config(cfg: FMAEConfig, v: Variant) -> dict[str, Any]:
     n_train = cfg.data.n_subjects - len(range(v.fold, cfg.data.n_subjects, cfg.data.n_folds))
     return {"vit": asdict(cfg.vit), "aus": list(cfg.data.aus), "n_subjects": n_train if v.id_head != "none" else 0,
-            "id_head": v.id_head, "framing": cfg.data.framing}
+            "id_head": v.id_head, "framing": cfg.data.framing,
+            "layer_decay": cfg.finetune.layer_decay if v.init == "mae" else None, "readout": cfg.finetune.readout,
+            **({"id_input": "mean"} if v.id_head != "none" and cfg.finetune.readout == "grid" else {})}
 
 
 def finetune_key(cfg: FMAEConfig, v: Variant, seed: int) -> dict[str, Any]:
@@ -86,7 +91,7 @@ def finetune(profile: str | None, seed: int, v: Variant, cfg: FMAEConfig | None 
         factory = partial(from_mae, pretrain(profile, seed, cfg, progress=progress).model.encoder_state())
 
     data = PoolSampler(lambda: fold_split(au_set(cfg.data, seed)["train"], v.fold)[0], cfg.finetune.train.batch_size,
-                       keys=("image", "label", "subject"))  # the fold's images, read on the first step only
+                       keys=("image", "label", "known", "subject"))  # the fold's images, read on the first step only
 
     return train_or_load(METHOD, factory, mc, data, cfg.finetune.train, profile=profile, key=key, progress=progress,
                          loss_fn=lambda m, b: iat_loss(m, b, v.scale, max(1, mc["n_subjects"])))
@@ -111,7 +116,8 @@ def choose_scale(profile: str | None = None, seed: int = 0, cfg: FMAEConfig | No
     for s in cfg.finetune.scales:
         det = AUDetector(finetune(profile, seed, Variant("mae", "linear", s, 0), cfg, progress=progress).model, s)
         scores[str(s)] = metrics.multilabel_f1(val["label"].numpy(), det.predict_proba(val["image"].float() / 255,
-                                                                                       framing=cfg.data.framing))
+                                                                                       framing=cfg.data.framing),
+                                               known=val["known"].numpy())
     best = max(cfg.finetune.scales, key=lambda s: (scores[str(s)], -s))  # ties: the smaller scale
     out = {"chosen": best, "val_f1": scores}
     atomic_write(path, json.dumps(out, indent=2) + "\n")
