@@ -46,8 +46,7 @@ def main() -> None:
             idx = comface.labelled_subset(len(y_lab), n, args.seed).numpy()
             for k, v in comface.evaluate_head(f_lab[idx], y_lab[idx], f_ev, y_ev, task).items():
                 out[f"comface/{task}/n{n}/{k}"] = v
-    for k, v in comface.verification_auc(lambda x: model.embed(x, framing=fr)["inter"],
-                                         comface.verification_pairs(cfg)).items():
+    for k, v in comface.verification_auc(model.identity_embedder(fr), comface.verification_pairs(cfg)).items():
         out[f"comface/verify/{k}"] = v
     print(f"world {cfg.data.world!r} (training), {cfg.data.test_world!r} (test), {cfg.data.framing} framing, "
           f"{cfg.data.size} px; profile {args.profile}, seed {args.seed}, intra_weight {cfg.intra_weight:g}")

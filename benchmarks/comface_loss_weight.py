@@ -38,8 +38,7 @@ def main() -> None:
         cfg.intra_weight = w
         model = comface.ComFace(comface.train(args.profile, args.seed, cfg, progress=False).model, cfg, args.profile, args.seed)
         feats[f"comface w={w:g}"] = lambda a, b, m=model: m.pair_features(a, b, m.framing).numpy()
-        verify[f"comface w={w:g}"] = baselines.verification_auc(lambda x, m=model: m.embed(x, framing=m.framing)["inter"],
-                                                                verify_pairs)["auc"]
+        verify[f"comface w={w:g}"] = baselines.verification_auc(model.identity_embedder(), verify_pairs)["auc"]
     print(f"validation persons, {n} labelled pairs per task; MAE (task units)")
     print("| features | " + " | ".join(comface.TASKS) + " | verify AUC |\n|---|" + "---|" * (len(comface.TASKS) + 1))
     rows: dict[str, list[float]] = {}

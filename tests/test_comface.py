@@ -158,3 +158,6 @@ def test_face_framed_model_cuts_the_face_from_head_framed_photos():
     face = reframe(head, cfg.data.size, "face")
     assert torch.allclose(model.embed(head)["inter"], model.embed(face, framing="face")["inter"], atol=1e-5)
     assert not torch.allclose(model.embed(head)["inter"], model.embed(head, framing="face")["inter"], atol=1e-3)
+    # the verification scores' embedder reads renders as the model was trained, photos when told
+    assert torch.allclose(model.identity_embedder()(face), model.embed(face, framing="face")["inter"])
+    assert torch.allclose(model.identity_embedder("head")(head), model.embed(face, framing="face")["inter"], atol=1e-5)

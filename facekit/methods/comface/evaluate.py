@@ -168,7 +168,7 @@ def run_seed(profile: str | None = None, seed: int = 0, *, progress: bool | None
         out[f"supervised/{task}/n{n_sup}/mae"] = metrics.mae(y_ev, pred)
         out[f"supervised/{task}/n{n_sup}/spearman"] = metrics.spearman(y_ev, pred)
     vp = verification_pairs(cfg)
-    for name, fn in (("comface", lambda x: model.embed(x, framing=fr)["inter"]), ("simclr", simclr_embed)):
+    for name, fn in (("comface", model.identity_embedder(fr)), ("simclr", simclr_embed)):
         for k, v in verification_auc(fn, vp).items():
             out[f"{name}/verify/{k}"] = v
     log(f"seed {seed}: evaluated")

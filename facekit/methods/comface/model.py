@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -56,6 +56,12 @@ class ComFace:
     def embed(self, images: Tensor, batch_size: int = 256, framing: str = "head") -> dict[str, Tensor]:
         """``features`` (encoder), ``inter`` (unit-norm identity embedding), ``intra`` (change embedding)."""
         return batched(self.net, self._prepare(images, framing), batch_size=batch_size, device=self.net)
+
+    def identity_embedder(self, framing: str | None = None) -> Callable[[Tensor], Tensor]:
+        """``images -> inter embedding`` for images framed as ``framing`` (default: as the model was
+        trained, i.e. the worlds' renders): the one callable every verification score takes."""
+        fr = self.framing if framing is None else framing
+        return lambda images: self.embed(images, framing=fr)["inter"]
 
     def pair_features(self, a: Tensor, b: Tensor, framing: str = "head") -> Tensor:
         """``intra(b) - intra(a)``: the frozen pair feature the transfer heads regress on."""

@@ -156,8 +156,8 @@ def transfer_figure(table: Any) -> Figure:
 
 def similarity_figure(model: ComFace, pairs: Mapping[str, torch.Tensor]) -> Figure:
     """Histograms of inter-embedding cosine similarity, genuine vs impostor pairs."""
-    za = model.embed(pairs["a"].float() / 255, framing=model.framing)["inter"]
-    zb = model.embed(pairs["b"].float() / 255, framing=model.framing)["inter"]
+    embed = model.identity_embedder()
+    za, zb = embed(pairs["a"].float() / 255), embed(pairs["b"].float() / 255)
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
     for k, (ax, name) in enumerate(zip(axes, ("age +30 years", "neutral vs strong expression"), strict=True)):
         m = torch.nonzero(pairs["kind"] == k).ravel()
