@@ -104,8 +104,8 @@ def update_results_md(method: str, body: str, command: str, wall_s: float) -> No
     header = f"## Claims: {method} (`benchmarks/claims.py --method {method}`)"
     meta = (f"- machine: {_machine()}\n- commit: `{records.git_revision()}`\n"
             f"- date: {datetime.now(UTC).isoformat(timespec='seconds')}\n- command: `{command}`\n"
-            f"- wall time: {wall_s / 60:.1f} min (this command only: models already cached in FACEKIT_CACHE "
-            "are loaded, not retrained)\n")
+            f"- wall time: {wall_s / 60:.1f} min (this command only: models found in FACEKIT_CACHE are "
+            "loaded, the others trained here)\n")
     section = f"{header}\n\n{meta}\n{body}\n"
     text = RESULTS_MD.read_text() if RESULTS_MD.exists() else "# Benchmark results\n"
     pattern = re.compile(rf"^{re.escape(header)}\n.*?(?=^## |\Z)", re.S | re.M)
