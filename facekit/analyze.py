@@ -340,7 +340,7 @@ class Analyzer:
         if unknown:
             raise ValueError(f"cannot edit {unknown}: the plugin was trained on {list(model.attributes)}")
         face = self.face(image, what="edit")
-        return model.edit(face, method=method, optimise_steps=optimise_steps, **levels)[0]
+        return model.edit(face, method=method, optimise_steps=optimise_steps, framing="head", **levels)[0]
 
 
 def _is_grey(x: torch.Tensor) -> bool:

@@ -9,16 +9,21 @@ person's mean. Editing: encode, flow forward, set an attribute dimension, flow b
 What facekit builds, and the choices made where the paper is silent or out of reach:
 
 * **Latent space** (:class:`facekit.models.autoencoder.AutoEncoder`): a 128-d convolutional
-  autoencoder trained on 32x32 synthetic faces, in place of StyleGAN (out of reach on 2 CPU
-  cores; 32 px keeps the whole claims run within the machine's budget, see MODEL_CARD.md). Real photos are embedded like
-  e4e + optimisation: the encoder's code, then a few Adam steps on the reconstruction error.
+  autoencoder trained on 32x32 faces of the training world, in place of StyleGAN (out of reach
+  on 2 CPU cores). Real photos are embedded like e4e + optimisation: the encoder's code, then
+  a few Adam steps on the reconstruction error.
   Like the paper's pretrained StyleGAN, the autoencoder is trained **once per profile**
   (seed 0) and shared by every seed and method; a seed varies what the paper's runs vary,
   the plugin (flow initialisation and batches), and the held-out test faces it is scored on.
   A linear head reads the seven levels from the code during training (``aux_weight`` 0.1):
-  without it the 32-pixel reconstruction loss left smile and closed eyes out of the code (the
-  measurement is in MODEL_CARD.md), so no method could edit them.
-* **Data** (:func:`face_pool`): ``n_persons`` train persons x ``frames`` frames, like the
+  without it a 32-pixel reconstruction loss left smile and closed eyes out of the code, so no
+  method could edit them.
+* **Data** (:func:`face_pool`): drawn from the training world ``DataConfig.world``
+  (:mod:`facekit.synth.worlds`; the ICT-FaceKit 3D face model when its assets are found, else
+  the procedural renderer), at 32 px in the ``"face"`` framing: the face window is 0.55 of the
+  head framing's width, so a mouth or an eye spans 1.8 times the pixels across at the same cost
+  per training step, while glasses, yaw and weight stay in view (the oracle's readings, and
+  why not 48 or 64 px, are in MODEL_CARD.md). ``n_persons`` train persons x ``frames`` frames, like the
   paper's many video frames of one person. A person keeps light, background and clothing
   across frames (one scene, as in a video); the seven attributes change from frame to frame,
   each drawn independently: smile = AU12, mouth open = AU25 + AU26, eyes closed = AU43, age,
@@ -31,10 +36,14 @@ What facekit builds, and the choices made where the paper is silent or out of re
   - a Gaussian NLL on the attribute dimensions around their labels, switched on after
     ``attr_start`` of training (official code: late; here 25 %, since the whole run is a
     few thousand steps) with sigma shrinking geometrically from ``sigma_start`` to
-    ``sigma_end`` (1.0 to 0.1), weight ``attr_weight`` = 1;
+    ``sigma_end`` (1.0 to 0.1), weight ``attr_weight`` = 10 (at 1 the attribute dimensions
+    stayed about 0.27 from their targets and edits fell short; chosen on validation persons,
+    MODEL_CARD.md);
   - the identity loss (squared distance of each frame's ``u_id`` to its person's mean, per
     dimension), weighted by training progress (the official code multiplies by the epoch):
-    ``id_weight * step / steps`` with ``id_weight`` = 1.
+    ``id_weight * step / steps`` with ``id_weight`` = 10 (chosen on validation persons: it
+    moves more of each frame's attributes out of ``u_id``, so an edit of ``u_attr`` goes
+    further; MODEL_CARD.md).
 
   A batch holds ``flow_train.batch_size / frames`` whole persons (all their frames), so the
   person mean exists.

@@ -10,6 +10,7 @@ from torch import Tensor
 
 from facekit.methods.common import profile_config_of
 from facekit.synth.datasets import FACTOR_RANGES
+from facekit.synth.worlds import WORLDS, World, get_world
 from facekit.train import TrainConfig
 
 METHOD = "plugen"
@@ -45,14 +46,29 @@ GLASSES_RATE = 0.3
 
 @dataclass
 class DataConfig:
-    """The synthetic faces every model of a profile trains on, and the held-out test faces."""
+    """The synthetic faces every model of a profile trains on, and the held-out test faces.
 
+    ``world`` names a training world (:data:`facekit.synth.worlds.WORLDS`: ICT-FaceKit when its
+    assets are found, else procedural); size, framing and the number of persons are this config's.
+    """
+
+    world: str = "default"
     size: int = 32
-    n_identities: int = 2000  # 70 % train (1400 persons), 15 % test (300)
+    framing: str = "face"
+    n_identities: int = 2000  # 70 % train (1400 persons), 15 % val (300), 15 % test (300)
     n_persons: int = 800  # train persons in the pool
     frames: int = 8  # frames per person
     n_test: int = 120  # held-out test persons, one frontal face each
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.world not in WORLDS:
+            raise ValueError(f"DataConfig.world={self.world!r} is not valid; choose one of {list(WORLDS)}")
+
+
+def world_of(d: DataConfig) -> World:
+    """PluGeN's world: ``d.world`` at this config's size and framing, over ``d.n_identities`` persons."""
+    return get_world(d.world, size=d.size, framing=d.framing, n_identities=d.n_identities)
 
 
 @dataclass
@@ -70,8 +86,8 @@ class PlugenConfig:
     flow_model: dict[str, Any] = field(default_factory=lambda: {"features": 128, "transforms": 10, "hidden": 256})
     flow_train: TrainConfig = field(default_factory=lambda: TrainConfig(steps=1500, batch_size=128, lr=1e-3, warmup_steps=50,
                                                                         schedule="cosine", weight_decay=1e-5))
-    id_weight: float = 1.0
-    attr_weight: float = 1.0
+    id_weight: float = 10.0
+    attr_weight: float = 10.0
     attr_start: float = 0.25
     sigma_start: float = 1.0
     sigma_end: float = 0.1

@@ -15,11 +15,11 @@ from facekit.methods.plugen.config import (
     GLASSES_RATE,
     N_ATTR,
     DataConfig,
+    world_of,
 )
-from facekit.synth.datasets import IdentitySplit
 from facekit.synth.params import N_AUS, FaceParams, au_index, sample_params
-from facekit.synth.render import render
 from facekit.synth.rng import hash_uniform
+from facekit.synth.worlds import renderer_fingerprint
 
 
 def apply_levels(base: FaceParams, levels: Tensor) -> FaceParams:
@@ -44,7 +44,7 @@ def draw_levels(seed: int, idx: Tensor) -> Tensor:
 
 
 def _persons(d: DataConfig, split: str, n: int) -> Tensor:
-    ids = IdentitySplit(d.n_identities).ids(split)
+    ids = world_of(d).identities.ids(split)
     if n > len(ids):
         raise ValueError(f"{n} {split} persons requested but the split has {len(ids)}; raise n_identities")
     return ids[:n]
@@ -60,7 +60,8 @@ def face_pool(d: DataConfig, new_scene: bool = False) -> dict[str, Tensor]:
     """
     persons = _persons(d, "train", d.n_persons)
     person = persons.repeat_interleave(d.frames)
-    codes = IdentitySplit(d.n_identities).codes(person)
+    world = world_of(d)
+    codes = world.identities.codes(person)
     frame = torch.arange(len(person))
     scene = sample_params(seed=d.seed + 5 if new_scene else d.seed, indices=frame if new_scene else person,
                           identity=codes, pose_scale=0.0)
@@ -68,14 +69,15 @@ def face_pool(d: DataConfig, new_scene: bool = False) -> dict[str, Tensor]:
     params = apply_levels(scene, levels)
 
     def rows(idx: Tensor) -> dict[str, Tensor]:
-        return {"image": render(params[idx], d.size), "levels": levels[idx], "person": person[idx], "code": codes[idx]}
+        return {"image": world.render(params[idx]), "levels": levels[idx], "person": person[idx], "code": codes[idx]}
 
-    key = {"data": d, "v": 1, **({"new_scene": True} if new_scene else {})}
+    key = {"data": d, "world": world.config(), "renderer": renderer_fingerprint(), "v": 2,
+           **({"new_scene": True} if new_scene else {})}
     return render_pool("plugen-pool", key, len(person), rows, chunk=512)
 
 
 def _test_persons(d: DataConfig, seed: int, split: str = "test") -> Tensor:
-    ids = IdentitySplit(d.n_identities).ids(split)
+    ids = world_of(d).identities.ids(split)
     if d.n_test > len(ids):
         raise ValueError(f"n_test={d.n_test} but the {split} split has {len(ids)} persons; raise n_identities")
     return ids[torch.argsort(hash_uniform(d.seed + 1000 * seed, ids, 21))[:d.n_test]].sort().values
@@ -86,7 +88,7 @@ def test_params(d: DataConfig, seed: int = 0, split: str = "test") -> tuple[Face
     masks apply), with random levels of every attribute but yaw (0 degrees, level 0.5).
     ``split="val"`` draws validation persons instead, for choosing settings."""
     persons = _test_persons(d, seed, split)
-    codes = IdentitySplit(d.n_identities).codes(persons)
+    codes = world_of(d).identities.codes(persons)
     s = d.seed + 1000 * seed
     scene = sample_params(seed=s + 11, indices=persons, identity=codes, pose_scale=0.0)
     levels = draw_levels(s + 12, torch.arange(len(persons)))
@@ -94,10 +96,10 @@ def test_params(d: DataConfig, seed: int = 0, split: str = "test") -> tuple[Face
     return apply_levels(scene, levels).replace(pitch=0.0, roll=0.0), levels
 
 
-def test_faces(d: DataConfig, seed: int = 0) -> dict[str, Tensor]:
-    """:func:`test_params` rendered (float images, levels, person, identity code)."""
-    params, levels = test_params(d, seed)
-    return {"image": render(params, d.size), "levels": levels, "person": _test_persons(d, seed),
+def test_faces(d: DataConfig, seed: int = 0, split: str = "test") -> dict[str, Tensor]:
+    """:func:`test_params` rendered in PluGeN's world (float images, levels, person, identity code)."""
+    params, levels = test_params(d, seed, split)
+    return {"image": world_of(d).render(params), "levels": levels, "person": _test_persons(d, seed, split),
             "code": params.identity}
 
 

@@ -22,7 +22,8 @@ from facekit.methods.plugen.config import (
 )
 from facekit.models.autoencoder import AutoEncoder
 from facekit.models.flows import RealNVP
-from facekit.models.inputs import check_images
+from facekit.models.inputs import check_images, model_input
+from facekit.synth.framing import FACE_HALF_WIDTH
 
 
 class PlugenFlow(nn.Module):
@@ -66,7 +67,9 @@ class PlugenEditor:
     """Edit face attributes of images: ``editor.edit(images, smile=0.9, age=0.2)``.
 
     ``method`` picks the latent editor: ``"plugen4faces"`` (identity-aware flow, default),
-    ``"plugen"`` (the flow trained without the identity term) or ``"linear"``.
+    ``"plugen"`` (the flow trained without the identity term) or ``"linear"``. Images are framed
+    as the model was trained (:attr:`framing`, the world's renders) unless a ``framing`` argument
+    says otherwise (``"head"``: aligned photos, whose face window is then cut out).
     """
 
     def __init__(self, ae: AutoEncoder, flows: Mapping[str, PlugenFlow], linear: LinearDirections,
@@ -75,22 +78,28 @@ class PlugenEditor:
         self.cfg, self.profile, self.seed = cfg, profile, seed
         self.attributes: list[str] = list(ATTRIBUTE_NAMES)
         self.methods: list[str] = list(EDIT_METHODS)
-        self.size = ae.size
+        self.size, self.framing = ae.size, cfg.data.framing
 
     @property
     def device(self) -> torch.device:
         return next(self.ae.parameters()).device
 
     # -- latent space ---------------------------------------------------------------
+    def _prepare(self, images: Tensor, framing: str | None) -> Tensor:
+        if framing is None or framing == self.framing:
+            return check_images(images, single=True, uint8=True)
+        return model_input(images, self.size, self.framing, framing)
+
     @torch.no_grad()
-    def encode(self, images: Tensor) -> Tensor:
-        return encode_all(self.ae, check_images(images, single=True, uint8=True)).to(self.device)
+    def encode(self, images: Tensor, framing: str | None = None) -> Tensor:
+        return encode_all(self.ae, self._prepare(images, framing)).to(self.device)
 
     @torch.no_grad()
     def decode(self, z: Tensor) -> Tensor:
         return torch.cat([self.ae.decode(z[i:i + 512].to(self.device)) for i in range(0, len(z), 512)]).cpu()
 
-    def embed(self, images: Tensor, optimise_steps: int = 50, lr: float = 0.03, anchor: float = 0.1) -> Tensor:
+    def embed(self, images: Tensor, optimise_steps: int = 50, lr: float = 0.03, anchor: float = 0.1,
+              framing: str | None = None) -> Tensor:
         """Codes of (real) images: the encoder's guess, then ``optimise_steps`` Adam steps on the
         reconstruction MSE plus ``anchor * mean((z - z_encoder)^2)`` (e4e + optimisation).
 
@@ -99,7 +108,7 @@ class PlugenEditor:
         MODEL_CARD.md)."""
         if not isinstance(optimise_steps, int) or optimise_steps < 0:
             raise ValueError(f"optimise_steps={optimise_steps!r} is not valid; pass an int >= 0")
-        x = check_images(images, single=True, uint8=True)
+        x = self._prepare(images, framing)
         z0 = self.encode(x)
         if optimise_steps == 0:
             return z0
@@ -179,29 +188,33 @@ class PlugenEditor:
         return out
 
     def edit(self, images: Tensor, method: str = "plugen4faces", optimise_steps: int = 0,
-             **levels: float) -> Tensor:
+             framing: str | None = None, **levels: float) -> Tensor:
         """Edited images (``N x 3 x size x size``) with each named attribute set to its level.
 
         ``images``: ``N x 3 x H x W`` in [0, 1], any size (resized to the model's). Unknown
         attributes raise ``ValueError`` listing :attr:`attributes`; levels outside [0, 1] are
-        clipped with a warning. ``optimise_steps > 0`` refines the codes (for real photos).
+        clipped with a warning. ``optimise_steps > 0`` refines the codes (for real photos);
+        ``framing="head"`` for aligned photos (see the class docstring).
         """
         levels = self.check_levels(levels)
-        z = self.embed(images, optimise_steps)
+        z = self.embed(images, optimise_steps, framing=framing)
         return self.decode(self.edit_latent(z, levels, method))
 
     def edit_photos(self, sources: Any, method: str = "plugen4faces", optimise_steps: int = 100,
                     fallback: Any = None, min_face: int = 24, **levels: float) -> tuple[Tensor, Tensor, list[Any]]:
         """Real photos (paths, arrays, ...): find and crop the face, embed, edit.
 
-        Returns ``(crops, edited, records)``; a photo with no face found is reported in its
-        record (and in a warning) and not edited, unless ``fallback`` (see
-        :func:`facekit.real.align_faces`) says what to crop instead.
+        Returns ``(crops, edited, records)``, the crops in the model's framing; a photo with no
+        face found is reported in its record (and in a warning) and not edited, unless
+        ``fallback`` (see :func:`facekit.real.align_faces`) says what to crop instead.
         """
         from facekit.real import align_faces
 
         levels = self.check_levels(levels)
-        crops, records = align_faces(sources, size=self.size, fallback=fallback, min_face=min_face)
+        head = self.size if self.framing == "head" else math.ceil(self.size / FACE_HALF_WIDTH)
+        crops, records = align_faces(sources, size=head, fallback=fallback, min_face=min_face)
+        if len(crops) and self.framing != "head":
+            crops = model_input(crops, self.size, self.framing, "head")
         missing = [f"{r.source}: {r.reason}" for r in records if r.status not in ("ok", "fallback")]
         if missing:
             warnings.warn("not edited (no face found): " + "; ".join(missing), stacklevel=2)

@@ -103,6 +103,9 @@ def train_parts(profile: str | None = None, seed: int = 0, cfg: PlugenConfig | N
     if cfg.flow_model["features"] != cfg.ae_model["latent_dim"]:
         raise ValueError(f"flow_model.features={cfg.flow_model['features']} must equal ae_model.latent_dim="
                          f"{cfg.ae_model['latent_dim']}")
+    if cfg.ae_model["size"] != cfg.data.size:
+        raise ValueError(f"ae_model.size={cfg.ae_model['size']} must equal data.size={cfg.data.size} (the autoencoder "
+                         "reconstructs the pool's faces)")
     pool = face_pool(cfg.data)
     images = pool["image"]
 
